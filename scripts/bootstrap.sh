@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# scripts/bootstrap.sh: install everything hbsa's build, tests and benchmarks need on a fresh
+# Debian 12 machine. Idempotent and quiet when nothing is missing; run as root (or with sudo).
+#
+#   Debian packages: compiler, CMake, gRPC/Protobuf, spdlog, prometheus-cpp, GoogleTest,
+#                    Google Benchmark, OpenBLAS (benchmark ceiling), Prometheus (e2e test),
+#                    Python 3 with venv.
+#   PyPI (into .venv/ at the repository root): the Python tools the tests use.
+#
+# The CUDA toolkit is not installed here: with nvcc on PATH the build turns the CUDA backend on,
+# without it the CPU backends build and test alone.
+set -euo pipefail
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+
+debs=(
+  build-essential cmake ninja-build pkg-config git ca-certificates curl
+  libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
+  libspdlog-dev libfmt-dev nlohmann-json3-dev prometheus-cpp-dev libabsl-dev zlib1g-dev
+  libgtest-dev libgmock-dev libbenchmark-dev libopenblas-dev
+  prometheus python3 python3-venv python3-dev
+)
+
+missing=()
+for p in "${debs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "bootstrap: installing Debian packages: ${missing[*]}"
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# Python tools in a project-local virtual environment (PyPI). The requirements file is the list;
+# a stamp holding its hash keeps repeated runs quiet.
+venv="$here/.venv"
+req="$here/scripts/requirements-dev.txt"
+if [ ! -x "$venv/bin/python" ]; then
+  /usr/bin/python3 -m venv "$venv" 2>/dev/null || python3 -m venv "$venv"
+fi
+stamp="$venv/.requirements.sha256"
+want=$(sha256sum "$req" | cut -d' ' -f1)
+if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+  echo "bootstrap: installing Python tools into .venv"
+  "$venv/bin/python" -m pip install -q --upgrade pip >/dev/null
+  "$venv/bin/python" -m pip install -q -r "$req"
+  echo "$want" > "$stamp"
+fi
