@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# scripts/test.sh: install what is needed, build everything and run every CPU test.
+# The README's second Quick start command and what CI runs (.ci/run).
+#
+#   scripts/test.sh            bootstrap, configure build/ (CUDA backend compiled when nvcc is
+#                              found), build, then `ctest -LE gpu` (GPU tests run on GPU machines
+#                              only: scripts/gpu/)
+# Environment: HBSA_BUILD_DIR (default build), HBSA_JOBS (default: number of cores).
+set -euo pipefail
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$root"
+"$root/scripts/bootstrap.sh"
+build=${HBSA_BUILD_DIR:-build}
+jobs=${HBSA_JOBS:-$(nproc)}
+cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DHBSA_BUILD_TESTS=ON >/dev/null
+cmake --build "$build" -j "$jobs"
+cd "$build"
+ctest -LE gpu --output-on-failure -j "$jobs" --timeout 900
