@@ -1,0 +1,250 @@
+// client.cc: hbsa::client::Client over a grpc::Channel: channel options (message limits, load
+// balancing, keepalive), blocking and callback calls, deadlines, and the UNAVAILABLE-only retry
+// policy described in hbsa/client.h.
+#include <algorithm>
+#include <random>
+#include <thread>
+
+#include <grpcpp/alarm.h>
+#include <grpcpp/grpcpp.h>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "grpc/health/v1/health.grpc.pb.h"
+#include "hbsa/client.h"
+
+namespace hbsa::client {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+// gRPC deadlines are system_clock time points; durations are measured on the steady clock.
+using Wall = std::chrono::system_clock;
+
+absl::Status FromGrpc(const char* rpc, const grpc::Status& s) {
+  if (s.ok()) return absl::OkStatus();
+  return absl::Status(static_cast<absl::StatusCode>(s.error_code()),
+                      absl::StrCat(rpc, ": ", s.error_message()));
+}
+
+// The deadline of a call that starts now, or nullopt for none.
+std::optional<Wall::time_point> DeadlineFor(const CallOptions& call) {
+  if (call.timeout.count() <= 0) return std::nullopt;
+  return Wall::now() + call.timeout;
+}
+
+void Prepare(grpc::ClientContext* ctx, const std::optional<Wall::time_point>& deadline,
+             const CallOptions& call) {
+  if (deadline.has_value()) ctx->set_deadline(*deadline);
+  ctx->set_wait_for_ready(call.wait_for_ready);
+}
+
+// The wait before attempt `attempt` + 1 (attempt counts from 1), jittered by +-20%.
+std::chrono::milliseconds Backoff(const RetryPolicy& p, int attempt) {
+  double ms = static_cast<double>(p.initial_backoff.count());
+  for (int i = 1; i < attempt; ++i) ms *= p.multiplier;
+  ms = std::min(ms, static_cast<double>(p.max_backoff.count()));
+  thread_local std::mt19937 rng{std::random_device{}()};
+  std::uniform_real_distribution<double> jitter(0.8, 1.2);
+  return std::chrono::milliseconds(static_cast<int64_t>(ms * jitter(rng)));
+}
+
+// Whether to try again after `status` on attempt `attempt`, given the deadline: only
+// UNAVAILABLE, only while attempts remain and the backoff ends before the deadline.
+bool ShouldRetry(const grpc::Status& status, int attempt, const CallOptions& call,
+                 const std::optional<Wall::time_point>& deadline,
+                 std::chrono::milliseconds backoff) {
+  if (status.error_code() != grpc::StatusCode::UNAVAILABLE) return false;
+  if (attempt >= call.retry.max_attempts) return false;
+  return !deadline.has_value() || Wall::now() + backoff < *deadline;
+}
+
+double SecondsSince(Clock::time_point t0) {
+  return std::chrono::duration<double>(Clock::now() - t0).count();
+}
+
+}  // namespace
+
+struct Client::Stubs {
+  std::unique_ptr<v1::Attention::Stub> attention;
+  std::unique_ptr<grpc::health::v1::Health::Stub> health;
+};
+
+std::string NormalizeTarget(std::string_view target) {
+  const std::string t(target);
+  if (absl::StrContains(t, ":/") || absl::StartsWith(t, "ipv4:") || absl::StartsWith(t, "ipv6:") ||
+      absl::StartsWith(t, "unix:")) {
+    return t;
+  }
+  if (absl::StrContains(t, ",")) return absl::StrCat("ipv4:", t);
+  return t;
+}
+
+std::shared_ptr<grpc::Channel> MakeChannel(std::string_view target, const ChannelOptions& options) {
+  grpc::ChannelArguments args;
+  const int limit = static_cast<int>(std::min<int64_t>(options.max_message_bytes, INT32_MAX));
+  args.SetMaxSendMessageSize(limit);
+  args.SetMaxReceiveMessageSize(limit);
+  if (!options.load_balancing_policy.empty()) {
+    // The service config is the documented way to choose the policy; it applies to every
+    // address the resolver returns (all A records of a headless Service, all ipv4: entries).
+    args.SetServiceConfigJSON(absl::StrCat(R"({"loadBalancingConfig":[{")",
+                                           options.load_balancing_policy, R"(":{}}]})"));
+  }
+  if (options.keepalive_seconds > 0) {
+    args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, options.keepalive_seconds * 1000);
+    args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 10000);
+  }
+  return grpc::CreateCustomChannel(NormalizeTarget(target), grpc::InsecureChannelCredentials(),
+                                   args);
+}
+
+std::string_view ServingStatusName(ServingStatus status) {
+  switch (status) {
+    case ServingStatus::kUnknown: return "UNKNOWN";
+    case ServingStatus::kServing: return "SERVING";
+    case ServingStatus::kNotServing: return "NOT_SERVING";
+    case ServingStatus::kServiceUnknown: return "SERVICE_UNKNOWN";
+  }
+  return "UNKNOWN";
+}
+
+Client::Client(std::shared_ptr<grpc::Channel> channel)
+    : channel_(std::move(channel)), stubs_(std::make_unique<Stubs>()) {
+  stubs_->attention = v1::Attention::NewStub(channel_);
+  stubs_->health = grpc::health::v1::Health::NewStub(channel_);
+}
+
+Client::Client(std::string_view target, const ChannelOptions& options)
+    : Client(MakeChannel(target, options)) {}
+
+Client::~Client() = default;
+
+absl::StatusOr<AttendResult> Client::Attend(const AttentionArgs& args,
+                                            const RequestOptions& request,
+                                            const CallOptions& call) const {
+  absl::StatusOr<v1::AttendRequest> req = BuildRequest(args, request);
+  if (!req.ok()) return req.status();
+  return Attend(*req, call);
+}
+
+absl::StatusOr<AttendResult> Client::Attend(const v1::AttendRequest& request,
+                                            const CallOptions& call) const {
+  const Clock::time_point t0 = Clock::now();
+  const auto deadline = DeadlineFor(call);
+  for (int attempt = 1;; ++attempt) {
+    grpc::ClientContext ctx;
+    Prepare(&ctx, deadline, call);
+    v1::AttendResponse response;
+    const grpc::Status s = stubs_->attention->Attend(&ctx, request, &response);
+    if (s.ok()) {
+      absl::StatusOr<AttendResult> r = ParseResponse(request, std::move(response));
+      if (r.ok()) {
+        r->client_seconds = SecondsSince(t0);
+        r->attempts = attempt;
+        r->request_bytes = static_cast<int64_t>(request.ByteSizeLong());
+      }
+      return r;
+    }
+    const auto wait = Backoff(call.retry, attempt);
+    if (!ShouldRetry(s, attempt, call, deadline, wait)) return FromGrpc("Attend", s);
+    std::this_thread::sleep_for(wait);
+  }
+}
+
+// One asynchronous Attend with its retries. Owned by shared_ptrs captured in the gRPC and alarm
+// callbacks, so it lives exactly until `done` has run.
+class AsyncAttendCall : public std::enable_shared_from_this<AsyncAttendCall> {
+ public:
+  AsyncAttendCall(v1::Attention::Stub* stub, std::shared_ptr<const v1::AttendRequest> request,
+                  const CallOptions& call, Client::AttendCallback done)
+      : stub_(stub), request_(std::move(request)), call_(call), done_(std::move(done)),
+        t0_(Clock::now()), deadline_(DeadlineFor(call)) {}
+
+  void Start() {
+    ++attempt_;
+    ctx_ = std::make_unique<grpc::ClientContext>();
+    Prepare(ctx_.get(), deadline_, call_);
+    response_.Clear();
+    auto self = shared_from_this();
+    stub_->async()->Attend(ctx_.get(), request_.get(), &response_,
+                           [self](grpc::Status s) { self->OnDone(std::move(s)); });
+  }
+
+ private:
+  void OnDone(grpc::Status s) {
+    if (s.ok()) {
+      absl::StatusOr<AttendResult> r = ParseResponse(*request_, std::move(response_));
+      if (r.ok()) {
+        r->client_seconds = SecondsSince(t0_);
+        r->attempts = attempt_;
+        r->request_bytes = static_cast<int64_t>(request_->ByteSizeLong());
+      }
+      done_(std::move(r));
+      return;
+    }
+    const auto wait = Backoff(call_.retry, attempt_);
+    if (!ShouldRetry(s, attempt_, call_, deadline_, wait)) {
+      done_(FromGrpc("Attend", s));
+      return;
+    }
+    // Back off on a gRPC alarm rather than sleeping on a gRPC thread.
+    alarm_ = std::make_unique<grpc::Alarm>();
+    auto self = shared_from_this();
+    alarm_->Set(Wall::now() + wait, [self](bool) { self->Start(); });
+  }
+
+  v1::Attention::Stub* stub_;
+  std::shared_ptr<const v1::AttendRequest> request_;
+  CallOptions call_;
+  Client::AttendCallback done_;
+  Clock::time_point t0_;
+  std::optional<Wall::time_point> deadline_;
+  int attempt_ = 0;
+  std::unique_ptr<grpc::ClientContext> ctx_;
+  v1::AttendResponse response_;
+  std::unique_ptr<grpc::Alarm> alarm_;
+};
+
+void Client::AttendAsync(std::shared_ptr<const v1::AttendRequest> request, const CallOptions& call,
+                         AttendCallback done) const {
+  std::make_shared<AsyncAttendCall>(stubs_->attention.get(), std::move(request), call,
+                                    std::move(done))
+      ->Start();
+}
+
+std::future<absl::StatusOr<AttendResult>> Client::AttendFuture(
+    std::shared_ptr<const v1::AttendRequest> request, const CallOptions& call) const {
+  auto promise = std::make_shared<std::promise<absl::StatusOr<AttendResult>>>();
+  auto future = promise->get_future();
+  AttendAsync(std::move(request), call,
+              [promise](absl::StatusOr<AttendResult> r) { promise->set_value(std::move(r)); });
+  return future;
+}
+
+absl::StatusOr<v1::Capabilities> Client::GetCapabilities(const CallOptions& call) const {
+  const auto deadline = DeadlineFor(call);
+  for (int attempt = 1;; ++attempt) {
+    grpc::ClientContext ctx;
+    Prepare(&ctx, deadline, call);
+    v1::Capabilities caps;
+    const grpc::Status s = stubs_->attention->GetCapabilities(&ctx, {}, &caps);
+    if (s.ok()) return caps;
+    const auto wait = Backoff(call.retry, attempt);
+    if (!ShouldRetry(s, attempt, call, deadline, wait)) return FromGrpc("GetCapabilities", s);
+    std::this_thread::sleep_for(wait);
+  }
+}
+
+absl::StatusOr<ServingStatus> Client::CheckHealth(std::string_view service,
+                                                  const CallOptions& call) const {
+  grpc::ClientContext ctx;
+  Prepare(&ctx, DeadlineFor(call), call);
+  grpc::health::v1::HealthCheckRequest req;
+  req.set_service(std::string(service));
+  grpc::health::v1::HealthCheckResponse resp;
+  const grpc::Status s = stubs_->health->Check(&ctx, req, &resp);
+  if (!s.ok()) return FromGrpc("Health.Check", s);
+  return static_cast<ServingStatus>(resp.status());
+}
+
+}  // namespace hbsa::client

@@ -1,0 +1,196 @@
+// hbsa/client.h: the C++ client of the hbsa attention service (proto/hbsa/v1/attention.proto).
+//
+// A caller describes one attention call with the library's own hbsa::AttentionArgs (dtype,
+// shapes, byte views of q/k/v and cu_seqlens, the mask as dense bytes or compact CSR; see
+// hbsa/attention.h), picks the form the mask travels in, and calls Client::Attend:
+//
+//   auto channel = hbsa::client::MakeChannel("dns:///hbsa.default.svc:50051", {});
+//   hbsa::client::Client client(channel);
+//   hbsa::client::RequestOptions ro{.mask_form = hbsa::client::MaskForm::kCompact};
+//   absl::StatusOr<hbsa::client::AttendResult> r = client.Attend(args, ro, {.timeout = 10s});
+//
+// Ownership: the client copies what it needs out of `args` into the request before Attend*
+// returns (or, for the asynchronous calls, before they return), so the caller's buffers may be
+// reused at once. Results own their bytes. A Client is thread-safe: share one per channel.
+//
+// Errors: every failure is an absl::Status whose code is the gRPC code (same numbering) and
+// whose message is "<rpc>: <server message>" (e.g. "Attend: cu_seqlens_q must be
+// non-decreasing; entry 3 (12) < entry 2 (40)"). Local checks (hbsa::Validate before sending,
+// malformed responses) use INVALID_ARGUMENT / INTERNAL with a "client:" prefix.
+//
+// Retries: only UNAVAILABLE is retried (the server is draining, restarting or unreachable, so
+// the request was not processed; Attend is a pure function, so sending it again is harmless),
+// with bounded exponential backoff and jitter, never past the call's deadline. Never retried:
+// DEADLINE_EXCEEDED (the time is spent), INVALID_ARGUMENT and every other code (the same
+// request would fail the same way, or the server is overloaded: RESOURCE_EXHAUSTED is left to
+// the caller, who knows whether to shed or wait).
+#ifndef HBSA_CLIENT_H_
+#define HBSA_CLIENT_H_
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <future>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "hbsa/attention.h"
+#include "hbsa/v1/attention.grpc.pb.h"
+
+namespace grpc {
+class Channel;
+}  // namespace grpc
+
+namespace hbsa::client {
+
+// The form the block mask travels in (AttendRequest.block_mask).
+enum class MaskForm : int {
+  kDense = 0,        // DenseBlockMask: [Hk, Nq, Nk] bit-packed
+  kPerSequence = 1,  // PerSequenceBlockMask: one bit-packed [Hk, nq_b, nk_b] plane per sequence
+  kCompact = 2,      // CompactBlockMask: CSR of the allowed key blocks, same-sequence entries only
+};
+// "dense", "per_sequence", "compact".
+std::string_view MaskFormName(MaskForm form);
+// Accepts the names above (and "per-sequence"); nullopt otherwise.
+std::optional<MaskForm> ParseMaskForm(std::string_view name);
+
+// How to turn AttentionArgs into an AttendRequest.
+struct RequestOptions {
+  MaskForm mask_form = MaskForm::kDense;  // wire form of the mask (any input form converts)
+  bool return_lse = false;                // ask for the LSE [total_q, Hq] fp32
+  std::string request_id;                 // echoed by the server; empty = none
+  // Run hbsa::Validate before building (default on): bad input fails locally with the same
+  // message the server would send, without a round trip. Off only to send malformed requests
+  // on purpose (tests of the server's validation).
+  bool validate = true;
+};
+
+// Builds the wire request from `args` (args.out and args.lse are ignored; everything else is
+// copied). The mask may be given dense or compact and is converted to `options.mask_form`.
+// Without validation, the request mirrors args as far as its shapes allow.
+absl::StatusOr<v1::AttendRequest> BuildRequest(const AttentionArgs& args,
+                                               const RequestOptions& options);
+
+// Bit-packs bytes (nonzero = 1) least-significant bit first, as numpy.packbits(bitorder=
+// "little"): bit n is (out[n / 8] >> (n % 8)) & 1; pad bits are 0.
+std::string PackBits(const uint8_t* bytes, int64_t n);
+
+// One answer, owning its data.
+struct AttendResult {
+  std::string request_id;         // echoed
+  DType dtype = DType::kFloat32;  // of `out`
+  std::vector<int64_t> out_shape; // [total_q, Hq, D]
+  std::string out;                // raw little-endian bytes, dtype elements
+  bool has_lse = false;
+  std::vector<float> lse;         // [total_q, Hq] when has_lse; -inf for empty rows
+  v1::StageTimings server_timings;
+  std::string backend;            // "cuda", "cpu" or "reference"
+  int32_t device = -1;            // GPU ordinal, -1 for CPU
+  double client_seconds = 0;      // wall time of the whole call, retries and backoff included
+  int attempts = 0;               // 1 + retries
+  int64_t request_bytes = 0;      // serialized request size
+  int64_t response_bytes = 0;     // serialized response size
+};
+
+// Checks a response against what its request implies (dtype, shape and byte counts of out and
+// lse) and copies it into an AttendResult. INTERNAL with "client:" prefix on a mismatch.
+absl::StatusOr<AttendResult> ParseResponse(const v1::AttendRequest& request,
+                                           v1::AttendResponse response);
+
+// Writes `result` into caller buffers laid out as args.out / args.lse (args.lse.data may be
+// null to skip). INVALID_ARGUMENT when a buffer's size does not match.
+absl::Status CopyToBuffers(const AttendResult& result, const AttentionArgs& args);
+
+// Channel construction.
+struct ChannelOptions {
+  // Largest message sent or received (requests carry q/k/v; responses out/lse). Matches the
+  // server's default --max-message-bytes.
+  int64_t max_message_bytes = int64_t{512} << 20;
+  // Client-side load balancing policy across the addresses a target resolves to: "round_robin"
+  // spreads calls over every pod of a headless Kubernetes Service (`dns:///name:port`) or every
+  // entry of `ipv4:a:p,b:p`; "pick_first" sticks to one.
+  std::string load_balancing_policy = "round_robin";
+  // Keepalive pings on idle connections, so a vanished pod is noticed; 0 = off.
+  int keepalive_seconds = 30;
+};
+
+// Turns the user's target into a gRPC target URI: "host:port" stays as is (resolved by DNS);
+// "a:p,b:p" (a comma-separated list without scheme) becomes "ipv4:a:p,b:p"; URIs with a scheme
+// (dns:///, ipv4:, ipv6:, unix:) pass through.
+std::string NormalizeTarget(std::string_view target);
+
+// An insecure channel to `target` (after NormalizeTarget) with the options above.
+std::shared_ptr<grpc::Channel> MakeChannel(std::string_view target, const ChannelOptions& options);
+
+// Backoff for retrying UNAVAILABLE.
+struct RetryPolicy {
+  int max_attempts = 4;  // total tries, first included; 1 = no retry
+  std::chrono::milliseconds initial_backoff{50};
+  std::chrono::milliseconds max_backoff{2000};
+  double multiplier = 2.0;  // each wait is multiplier x the previous, +-20% jitter
+};
+
+// Per-call options.
+struct CallOptions {
+  // Deadline for the whole call, retries included; 0 = none (not recommended).
+  std::chrono::milliseconds timeout{60000};
+  RetryPolicy retry;
+  // Wait for the channel to become ready instead of failing fast when no server is reachable
+  // (still bounded by the deadline).
+  bool wait_for_ready = false;
+};
+
+// grpc.health.v1 serving status.
+enum class ServingStatus : int { kUnknown = 0, kServing = 1, kNotServing = 2, kServiceUnknown = 3 };
+std::string_view ServingStatusName(ServingStatus status);  // "SERVING", "NOT_SERVING", ...
+
+// The client. Thread-safe; cheap to create per channel.
+class Client {
+ public:
+  explicit Client(std::shared_ptr<grpc::Channel> channel);
+  // Connects to `target` with MakeChannel(target, options).
+  explicit Client(std::string_view target, const ChannelOptions& options = {});
+  ~Client();
+  Client(const Client&) = delete;
+  Client& operator=(const Client&) = delete;
+
+  // Blocking: builds the request from `args`, sends it, parses the answer.
+  absl::StatusOr<AttendResult> Attend(const AttentionArgs& args, const RequestOptions& request,
+                                      const CallOptions& call = {}) const;
+  // Blocking, with a prebuilt request (reused by load generators; never modified).
+  absl::StatusOr<AttendResult> Attend(const v1::AttendRequest& request,
+                                      const CallOptions& call = {}) const;
+
+  // Asynchronous (gRPC callback API): returns at once; `done` runs exactly once, on a gRPC
+  // thread (keep it short, do not block in it), after the last attempt. The request is owned
+  // by the call until then. The Client must outlive the call.
+  using AttendCallback = std::function<void(absl::StatusOr<AttendResult>)>;
+  void AttendAsync(std::shared_ptr<const v1::AttendRequest> request, const CallOptions& call,
+                   AttendCallback done) const;
+  // The same, as a future.
+  std::future<absl::StatusOr<AttendResult>> AttendFuture(
+      std::shared_ptr<const v1::AttendRequest> request, const CallOptions& call = {}) const;
+
+  // The server's capabilities (backends, devices, head dims, dtypes, limits).
+  absl::StatusOr<v1::Capabilities> GetCapabilities(const CallOptions& call = {}) const;
+
+  // grpc.health.v1 Check for `service` ("" = the whole server). Not retried.
+  absl::StatusOr<ServingStatus> CheckHealth(std::string_view service,
+                                            const CallOptions& call = {}) const;
+
+  const std::shared_ptr<grpc::Channel>& channel() const { return channel_; }
+
+ private:
+  struct Stubs;
+  std::shared_ptr<grpc::Channel> channel_;
+  std::unique_ptr<Stubs> stubs_;
+};
+
+}  // namespace hbsa::client
+
+#endif  // HBSA_CLIENT_H_
