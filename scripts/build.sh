@@ -49,7 +49,7 @@ while [ $# -gt 0 ]; do
 done
 case "$cuda" in ""|auto|on|off) ;; *) die "--cuda must be auto, on or off, not '$cuda'" ;; esac
 case "$tests" in ""|on|off) ;; *) die "--tests must be on or off, not '$tests'" ;; esac
-case "$jobs" in ''|*[!0-9]*) die "--jobs must be a positive integer, not '$jobs'" ;; esac
+case "$jobs" in ''|*[!0-9]*|0) die "--jobs must be a positive integer, not '$jobs'" ;; esac
 
 case "$build" in /*) ;; *) build="$root/$build" ;; esac
 [ -n "$prefix" ] || prefix="$build/install"
