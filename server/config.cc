@@ -1,0 +1,250 @@
+// server/config.cc: flag and HBSA_* environment parsing for hbsa-server (see config.h).
+//
+// One table lists every setting once: flag name, variable, default text, help and a setter
+// that validates the value. Parsing applies the environment first, then the flags.
+#include "config.h"
+
+#include <cstdlib>
+#include "absl/strings/string_view.h"
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+
+namespace hbsa::server {
+namespace {
+
+using Setter = std::function<absl::Status(absl::string_view value, ServerConfig* config)>;
+
+struct Setting {
+  const char* flag;      // without the leading "--"
+  const char* env;       // HBSA_* variable, nullptr for none
+  const char* meta;      // value placeholder in --help
+  const char* fallback;  // default, as text
+  const char* help;
+  Setter set;
+};
+
+absl::Status Bad(absl::string_view flag, absl::string_view value, absl::string_view rule) {
+  return absl::InvalidArgumentError(
+      absl::StrCat("--", flag, ": ", rule, "; got \"", value, "\""));
+}
+
+absl::Status CheckHostPort(absl::string_view flag, absl::string_view v) {
+  const size_t colon = v.rfind(':');
+  int port = 0;
+  if (colon == absl::string_view::npos || colon == 0 ||
+      !absl::SimpleAtoi(v.substr(colon + 1), &port) || port < 0 || port > 65535) {
+    return Bad(flag, v, "must be HOST:PORT with a port in [0, 65535]");
+  }
+  return absl::OkStatus();
+}
+
+template <typename Int>
+Setter IntSetter(const char* flag, Int ServerConfig::*field, Int min, Int max) {
+  return [=](absl::string_view v, ServerConfig* c) {
+    Int x = 0;
+    if (!absl::SimpleAtoi(v, &x) || x < min || x > max) {
+      return Bad(flag, v, absl::StrCat("must be an integer in [", min, ", ", max, "]"));
+    }
+    c->*field = x;
+    return absl::OkStatus();
+  };
+}
+
+const std::vector<Setting>& Settings() {
+  static const std::vector<Setting> kSettings = {
+      {"listen", "HBSA_LISTEN", "HOST:PORT", "0.0.0.0:50051", "gRPC listen address.",
+       [](absl::string_view v, ServerConfig* c) {
+         if (auto s = CheckHostPort("listen", v); !s.ok()) return s;
+         c->listen = std::string(v);
+         return absl::OkStatus();
+       }},
+      {"metrics-listen", "HBSA_METRICS_LISTEN", "HOST:PORT", "0.0.0.0:9464",
+       "Prometheus exposer address; metrics are served at /metrics.",
+       [](absl::string_view v, ServerConfig* c) {
+         if (auto s = CheckHostPort("metrics-listen", v); !s.ok()) return s;
+         c->metrics_listen = std::string(v);
+         return absl::OkStatus();
+       }},
+      {"backend", "HBSA_BACKEND", "auto|cuda|cpu", "auto",
+       "Executor: cuda (GPUs), cpu (CPU backend) or auto (cuda when compiled in and a GPU is "
+       "present, else cpu). `reference` runs the slow float64 oracle on the CPU executor.",
+       [](absl::string_view v, ServerConfig* c) {
+         if (v == "auto") c->backend = BackendChoice::kAuto;
+         else if (v == "cuda") c->backend = BackendChoice::kCuda;
+         else if (v == "cpu") c->backend = BackendChoice::kCpu;
+         else if (v == "reference") c->backend = BackendChoice::kReference;
+         else return Bad("backend", v, "must be auto, cuda, cpu or reference");
+         return absl::OkStatus();
+       }},
+      {"devices", "HBSA_DEVICES", "all|0,1,...", "all", "GPU ordinals to serve on (cuda).",
+       [](absl::string_view v, ServerConfig* c) {
+         c->devices.clear();
+         if (v == "all") return absl::OkStatus();
+         for (absl::string_view part : absl::StrSplit(v, ',')) {
+           int d = 0;
+           if (!absl::SimpleAtoi(part, &d) || d < 0 || d > 1023) {
+             return Bad("devices", v, "must be `all` or a comma-separated list of ordinals");
+           }
+           c->devices.push_back(d);
+         }
+         return absl::OkStatus();
+       }},
+      {"streams-per-device", "HBSA_STREAMS_PER_DEVICE", "N", "4",
+       "CUDA streams per GPU; requests on different streams overlap.",
+       IntSetter<int>("streams-per-device", &ServerConfig::streams_per_device, 1, 256)},
+      {"cpu-threads", "HBSA_CPU_THREADS", "N", "0",
+       "CPU executor worker threads (cpu backend); 0 = hardware threads.",
+       IntSetter<int>("cpu-threads", &ServerConfig::cpu_threads, 0, 4096)},
+      {"queue-length", "HBSA_QUEUE_LENGTH", "N", "256",
+       "Admitted requests waiting to run; past it requests get RESOURCE_EXHAUSTED.",
+       IntSetter<int>("queue-length", &ServerConfig::queue_length, 1, 1 << 20)},
+      {"max-message-bytes", "HBSA_MAX_MESSAGE_BYTES", "N", "536870912",
+       "Largest request or response message on the wire, in bytes.",
+       IntSetter<int64_t>("max-message-bytes", &ServerConfig::max_message_bytes, 1024,
+                          int64_t{2147483647})},
+      {"memory-budget-bytes", "HBSA_MEMORY_BUDGET_BYTES", "N", "0",
+       "Working memory per device for requests in flight; 0 = 80% of free GPU memory (cuda) "
+       "or 4 GiB (cpu). A request larger than the budget gets RESOURCE_EXHAUSTED.",
+       IntSetter<int64_t>("memory-budget-bytes", &ServerConfig::memory_budget_bytes, 0,
+                          int64_t{1} << 50)},
+      {"drain-grace-seconds", "HBSA_DRAIN_GRACE_SECONDS", "S", "30",
+       "After SIGTERM/SIGINT, how long in-flight work may take before the server exits.",
+       [](absl::string_view v, ServerConfig* c) {
+         double s = 0;
+         if (!absl::SimpleAtod(v, &s) || !(s >= 0) || s > 86400) {
+           return Bad("drain-grace-seconds", v, "must be a number of seconds in [0, 86400]");
+         }
+         c->drain_grace_seconds = s;
+         return absl::OkStatus();
+       }},
+      {"log-level", "HBSA_LOG_LEVEL", "LEVEL", "info", "trace, debug, info, warn or error.",
+       [](absl::string_view v, ServerConfig* c) {
+         if (v != "trace" && v != "debug" && v != "info" && v != "warn" && v != "error") {
+           return Bad("log-level", v, "must be trace, debug, info, warn or error");
+         }
+         c->log_level = std::string(v);
+         return absl::OkStatus();
+       }},
+      {"stream-max-inflight", "HBSA_STREAM_MAX_INFLIGHT", "N", "8",
+       "AttendStream: requests of one stream admitted and not yet answered; the server stops "
+       "reading the stream at this count (back-pressure).",
+       IntSetter<int>("stream-max-inflight", &ServerConfig::stream_max_inflight, 1, 4096)},
+      {"test-executor-delay-ms", "HBSA_TEST_EXECUTOR_DELAY_MS", "MS", "0",
+       "TEST ONLY: each request sleeps this long on its executor before computing, so tests "
+       "can fill the queue and observe deadlines, cancellation and drains.",
+       IntSetter<int>("test-executor-delay-ms", &ServerConfig::test_executor_delay_ms, 0,
+                      600000)},
+      {"test-warmup-delay-ms", "HBSA_TEST_WARMUP_DELAY_MS", "MS", "0",
+       "TEST ONLY: hold warm-up (health NOT_SERVING) this long.",
+       IntSetter<int>("test-warmup-delay-ms", &ServerConfig::test_warmup_delay_ms, 0, 600000)},
+  };
+  return kSettings;
+}
+
+const Setting* FindSetting(absl::string_view flag) {
+  for (const Setting& s : Settings()) {
+    if (flag == s.flag) return &s;
+  }
+  return nullptr;
+}
+
+}  // namespace
+
+EnvLookup ProcessEnv() {
+  return [](const std::string& name) -> std::optional<std::string> {
+    const char* v = std::getenv(name.c_str());
+    if (v == nullptr) return std::nullopt;
+    return std::string(v);
+  };
+}
+
+absl::StatusOr<ServerConfig> ParseConfig(const std::vector<std::string>& args,
+                                         const EnvLookup& env) {
+  ServerConfig config;
+  for (const Setting& s : Settings()) {
+    if (s.env == nullptr) continue;
+    if (std::optional<std::string> v = env(s.env); v.has_value()) {
+      if (absl::Status st = s.set(*v, &config); !st.ok()) {
+        return absl::InvalidArgumentError(absl::StrCat(s.env, " (", st.message(), ")"));
+      }
+    }
+  }
+  for (size_t i = 0; i < args.size(); ++i) {
+    absl::string_view arg = args[i];
+    if (arg == "--help" || arg == "-h") {
+      config.help = true;
+      continue;
+    }
+    if (!absl::ConsumePrefix(&arg, "--")) {
+      return absl::InvalidArgumentError(absl::StrCat("unexpected argument \"", arg,
+                                                     "\"; flags start with --"));
+    }
+    absl::string_view name = arg, value;
+    bool has_value = false;
+    if (size_t eq = arg.find('='); eq != absl::string_view::npos) {
+      name = arg.substr(0, eq);
+      value = arg.substr(eq + 1);
+      has_value = true;
+    }
+    const Setting* s = FindSetting(name);
+    if (s == nullptr) {
+      return absl::InvalidArgumentError(absl::StrCat("unknown flag --", name, "; see --help"));
+    }
+    if (!has_value) {
+      if (i + 1 >= args.size()) {
+        return absl::InvalidArgumentError(absl::StrCat("--", name, " needs a value (", s->meta, ")"));
+      }
+      value = args[++i];
+    }
+    if (absl::Status st = s->set(value, &config); !st.ok()) return st;
+  }
+  return config;
+}
+
+std::string HelpText() {
+  std::string out =
+      "hbsa-server: heterogeneous block-sparse attention over gRPC (hbsa.v1.Attention).\n\n"
+      "Usage: hbsa-server [--flag VALUE | --flag=VALUE]...\n"
+      "Each flag can also be set by the environment variable in brackets; the flag wins.\n\n";
+  for (const Setting& s : Settings()) {
+    absl::StrAppend(&out, "  --", s.flag, " ", s.meta);
+    if (s.env != nullptr) absl::StrAppend(&out, "  [", s.env, "]");
+    absl::StrAppend(&out, "  default ", s.fallback, "\n      ", s.help, "\n");
+  }
+  absl::StrAppend(&out,
+                  "  --help\n      Print this text and exit.\n\n"
+                  "Signals: SIGTERM/SIGINT drain (health NOT_SERVING, finish in-flight work within "
+                  "the grace period, exit 0).\nExit codes: 0 clean, 2 bad configuration or "
+                  "startup failure, 3 sticky GPU error.\n");
+  return out;
+}
+
+std::string BackendChoiceName(BackendChoice backend) {
+  switch (backend) {
+    case BackendChoice::kAuto: return "auto";
+    case BackendChoice::kCuda: return "cuda";
+    case BackendChoice::kCpu: return "cpu";
+    case BackendChoice::kReference: return "reference";
+  }
+  return "unknown";
+}
+
+std::string DescribeConfig(const ServerConfig& c) {
+  return absl::StrCat(
+      "listen=", c.listen, " metrics_listen=", c.metrics_listen,
+      " backend=", BackendChoiceName(c.backend), " devices=",
+      c.devices.empty() ? "all" : absl::StrJoin(c.devices, ","),
+      " streams_per_device=", c.streams_per_device, " cpu_threads=", c.cpu_threads,
+      " queue_length=", c.queue_length, " max_message_bytes=", c.max_message_bytes,
+      " memory_budget_bytes=", c.memory_budget_bytes,
+      " drain_grace_seconds=", c.drain_grace_seconds, " log_level=", c.log_level,
+      " stream_max_inflight=", c.stream_max_inflight,
+      c.test_executor_delay_ms > 0 ? absl::StrCat(" TEST executor_delay_ms=", c.test_executor_delay_ms) : "",
+      c.test_warmup_delay_ms > 0 ? absl::StrCat(" TEST warmup_delay_ms=", c.test_warmup_delay_ms) : "");
+}
+
+}  // namespace hbsa::server

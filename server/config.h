@@ -1,0 +1,70 @@
+// server/config.h: hbsa-server's configuration, from command-line flags and HBSA_* variables.
+//
+// Every setting has a flag and an environment variable; the flag wins over the variable, the
+// variable over the default. Parsing is a pure function of (arguments, environment) so it is
+// unit-tested without a process. HelpText() documents each setting; it is what --help prints.
+#ifndef HBSA_SERVER_CONFIG_H_
+#define HBSA_SERVER_CONFIG_H_
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+
+namespace hbsa::server {
+
+// Which executor serves requests.
+enum class BackendChoice {
+  kAuto,       // cuda when compiled in and a GPU exists, else cpu
+  kCuda,       // CUDA executor; startup fails without a usable GPU
+  kCpu,        // CPU executor running hbsa::Run(kCpu)
+  kReference,  // CPU executor running the float64 reference (slow; debugging and tests)
+};
+
+struct ServerConfig {
+  std::string listen = "0.0.0.0:50051";          // gRPC address, HOST:PORT
+  std::string metrics_listen = "0.0.0.0:9464";   // Prometheus /metrics address, HOST:PORT
+  BackendChoice backend = BackendChoice::kAuto;
+  std::vector<int> devices;                      // GPU ordinals; empty = all
+  int streams_per_device = 4;                    // CUDA streams per GPU, >= 1
+  int cpu_threads = 0;                           // CPU executor threads; 0 = hardware threads
+  int queue_length = 256;                        // admitted requests waiting to run, >= 1
+  int64_t max_message_bytes = 536870912;         // largest request/response on the wire
+  int64_t memory_budget_bytes = 0;               // 0 = 80% of free GPU memory / 4 GiB on CPU
+  double drain_grace_seconds = 30;               // in-flight work gets this long after SIGTERM
+  std::string log_level = "info";                // trace|debug|info|warn|error
+  int stream_max_inflight = 8;                   // AttendStream requests in flight per stream
+  // Test-only knobs (documented as such in --help): slow the executor down by this many
+  // milliseconds per request, and hold warm-up this long, so tests can observe queueing,
+  // deadlines, cancellation, health transitions and drains deterministically.
+  int test_executor_delay_ms = 0;
+  int test_warmup_delay_ms = 0;
+  bool help = false;                             // --help was given
+};
+
+// Looks up an environment variable; nullopt when unset.
+using EnvLookup = std::function<std::optional<std::string>(const std::string& name)>;
+
+// The process environment (std::getenv).
+EnvLookup ProcessEnv();
+
+// Parses `args` (argv without argv[0]; "--flag value" and "--flag=value" forms) over `env`.
+// INVALID_ARGUMENT naming the flag (and its variable) for unknown flags, missing values and
+// values out of range.
+absl::StatusOr<ServerConfig> ParseConfig(const std::vector<std::string>& args,
+                                         const EnvLookup& env);
+
+// The --help text: every flag, its variable, default and meaning.
+std::string HelpText();
+
+std::string BackendChoiceName(BackendChoice backend);
+
+// One line describing the effective configuration, for the startup log.
+std::string DescribeConfig(const ServerConfig& config);
+
+}  // namespace hbsa::server
+
+#endif  // HBSA_SERVER_CONFIG_H_

@@ -1,0 +1,264 @@
+// server/main.cc: hbsa-server, the process. Wires config -> metrics -> scheduler -> executors
+// -> gRPC service, runs warm-up, then serves until SIGTERM/SIGINT (graceful drain, exit 0) or
+// a sticky GPU error (NOT_SERVING, in-flight calls UNAVAILABLE, exit 3).
+//
+// Health (grpc.health.v1) for "" and "hbsa.v1.Attention": NOT_SERVING from start until
+// warm-up succeeded, SERVING while serving, NOT_SERVING again from the moment a drain starts.
+#include <signal.h>
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdio>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <grpcpp/ext/proto_server_reflection_plugin.h>
+#include <grpcpp/grpcpp.h>
+#include <grpcpp/health_check_service_interface.h>
+#include <spdlog/spdlog.h>
+
+#include "absl/strings/str_cat.h"
+#include "config.h"
+#include "cpu_executor.h"
+#include "cuda_seam.h"
+#include "hbsa/attention.h"
+#include "metrics.h"
+#include "scheduler.h"
+#include "service.h"
+#include "warmup.h"
+
+#ifndef HBSA_VERSION
+#define HBSA_VERSION "0.0.0"
+#endif
+
+namespace hbsa::server {
+namespace {
+
+constexpr int kExitConfig = 2;
+constexpr int kExitGpuFatal = 3;
+constexpr const char* kServiceName = "hbsa.v1.Attention";
+
+// What ends serving: a signal or a fatal executor error, whichever comes first.
+struct StopEvent {
+  std::mutex mu;
+  std::condition_variable cv;
+  int signal = 0;
+  std::string fatal;  // non-empty once an executor is unusable
+};
+
+void SetHealth(grpc::Server* server, bool serving) {
+  grpc::HealthCheckServiceInterface* health = server->GetHealthCheckService();
+  if (health == nullptr) return;
+  health->SetServingStatus("", serving);
+  health->SetServingStatus(kServiceName, serving);
+}
+
+v1::Capabilities BuildCapabilities(const ServerConfig& config, const std::string& backend,
+                                   const std::vector<std::unique_ptr<Executor>>& executors,
+                                   int64_t budget) {
+  v1::Capabilities caps;
+  caps.set_server_version(HBSA_VERSION);
+  caps.set_backend(backend);
+  for (Backend b : {Backend::kReference, Backend::kCpu, Backend::kCuda}) {
+    if (BackendCompiled(b)) caps.add_compiled_backends(std::string(BackendName(b)));
+  }
+  for (const auto& e : executors) e->Describe(&caps);
+  for (v1::DType d : {v1::DTYPE_FLOAT16, v1::DTYPE_BFLOAT16, v1::DTYPE_FLOAT32}) caps.add_dtypes(d);
+  for (const char* f : {"dense", "per_sequence", "compact"}) caps.add_mask_formats(f);
+  v1::Limits* l = caps.mutable_limits();
+  l->set_max_message_bytes(config.max_message_bytes);
+  l->set_max_queue_length(config.queue_length);
+  l->set_memory_budget_bytes(budget);
+  l->set_max_head_dim(kMaxHeadDim);
+  l->set_max_heads(kMaxHeads);
+  l->set_max_block_size(kMaxBlockSize);
+  return caps;
+}
+
+// auto -> cuda when the build has CUDA and a GPU is visible, else cpu.
+BackendChoice ResolveBackend(BackendChoice choice) {
+  if (choice != BackendChoice::kAuto) return choice;
+  return CudaDeviceCount() > 0 ? BackendChoice::kCuda : BackendChoice::kCpu;
+}
+
+// Creates the executors for the resolved backend `choice`.
+absl::Status MakeExecutors(const ServerConfig& config, BackendChoice choice, Scheduler* scheduler,
+                           Metrics* metrics, FatalHandler on_fatal,
+                           std::vector<std::unique_ptr<Executor>>* out) {
+  if (choice == BackendChoice::kCuda) {
+    const int count = CudaDeviceCount();
+    std::vector<int> devices = config.devices;
+    if (devices.empty()) {
+      for (int d = 0; d < count; ++d) devices.push_back(d);
+    }
+    if (devices.empty()) return absl::UnavailableError("--backend cuda: no CUDA device is visible");
+    for (int d : devices) {
+      if (d >= count) {
+        return absl::InvalidArgumentError(absl::StrCat("--devices: device ", d, " does not exist (",
+                                                       count, " visible)"));
+      }
+      CudaExecutorOptions o;
+      o.device = d;
+      o.streams = config.streams_per_device;
+      o.memory_budget_bytes = config.memory_budget_bytes;
+      absl::StatusOr<std::unique_ptr<Executor>> e = MakeCudaExecutor(o, scheduler, metrics, on_fatal);
+      if (!e.ok()) return e.status();
+      out->push_back(std::move(*e));
+    }
+    return absl::OkStatus();
+  }
+  CpuExecutorOptions o;
+  o.backend = choice == BackendChoice::kReference ? Backend::kReference : Backend::kCpu;
+  o.threads = config.cpu_threads;
+  o.memory_budget_bytes = config.memory_budget_bytes;
+  o.test_delay_ms = config.test_executor_delay_ms;
+  out->push_back(std::make_unique<CpuExecutor>(o, scheduler, metrics));
+  return absl::OkStatus();
+}
+
+int Serve(const ServerConfig& config, const sigset_t& signals) {
+  static StopEvent stop;  // outlives the detached signal thread
+  std::thread([signals] {
+    int sig = 0;
+    if (sigwait(&signals, &sig) != 0) return;
+    std::lock_guard<std::mutex> lock(stop.mu);
+    stop.signal = sig;
+    stop.cv.notify_all();
+  }).detach();
+  FatalHandler on_fatal = [](const std::string& reason) {
+    std::lock_guard<std::mutex> lock(stop.mu);
+    if (stop.fatal.empty()) stop.fatal = reason;
+    stop.cv.notify_all();
+  };
+
+  // The metrics object is created first and destroyed last: everything records into it.
+  const BackendChoice choice = ResolveBackend(config.backend);
+  const std::string backend_name = BackendChoiceName(choice);
+  Metrics metrics(HBSA_VERSION, backend_name);
+  if (absl::Status s = metrics.StartExposer(config.metrics_listen); !s.ok()) {
+    spdlog::error("{}", std::string(s.message()));
+    return kExitConfig;
+  }
+  Scheduler scheduler(config.queue_length, &metrics);
+  std::vector<std::unique_ptr<Executor>> executors;
+  if (absl::Status s = MakeExecutors(config, choice, &scheduler, &metrics, on_fatal, &executors);
+      !s.ok()) {
+    spdlog::error("{}", std::string(s.message()));
+    return kExitConfig;
+  }
+  int64_t budget = 0;
+  for (auto& e : executors) {
+    if (absl::Status s = e->Start(); !s.ok()) {
+      spdlog::error("executor start failed: {}", std::string(s.message()));
+      scheduler.Stop(absl::UnavailableError("server failed to start"));
+      for (auto& x : executors) x->Stop();
+      return kExitConfig;
+    }
+    budget = budget == 0 ? e->memory_budget_bytes() : std::min(budget, e->memory_budget_bytes());
+  }
+
+  ServiceOptions options;
+  options.limits.max_message_bytes = config.max_message_bytes;
+  options.limits.memory_budget_bytes = budget;
+  options.stream_max_inflight = config.stream_max_inflight;
+  options.capabilities = BuildCapabilities(config, executors.front()->backend(), executors, budget);
+  AttentionService service(options, &scheduler, &metrics);
+
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  grpc::ServerBuilder builder;
+  int port = 0;
+  builder.AddListeningPort(config.listen, grpc::InsecureServerCredentials(), &port);
+  builder.RegisterService(&service);
+  builder.SetMaxReceiveMessageSize(static_cast<int>(config.max_message_bytes));
+  builder.SetMaxSendMessageSize(static_cast<int>(config.max_message_bytes));
+  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  if (server == nullptr || port == 0) {
+    spdlog::error("--listen {}: cannot listen", config.listen);
+    scheduler.Stop(absl::UnavailableError("server failed to start"));
+    for (auto& e : executors) e->Stop();
+    return kExitConfig;
+  }
+  SetHealth(server.get(), false);
+  spdlog::info("listening on {} (port {}), metrics on http://{}/metrics, backend {}", config.listen,
+               port, config.metrics_listen, executors.front()->backend());
+
+  // Warm-up, then SERVING.
+  if (config.test_warmup_delay_ms > 0) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(config.test_warmup_delay_ms));
+  }
+  const Clock::time_point w0 = Clock::now();
+  if (absl::Status s = RunWarmup(&scheduler, options.limits); !s.ok()) {
+    spdlog::error("warm-up failed: {}", std::string(s.message()));
+    scheduler.Stop(absl::UnavailableError("server failed to start"));
+    server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(1));
+    for (auto& e : executors) e->Stop();
+    return s.message().rfind("sticky", 0) == 0 ? kExitGpuFatal : kExitConfig;
+  }
+  SetHealth(server.get(), true);
+  spdlog::info("warm-up done in {:.3f} s; SERVING",
+               std::chrono::duration<double>(Clock::now() - w0).count());
+
+  std::unique_lock<std::mutex> lock(stop.mu);
+  stop.cv.wait(lock, [&] { return stop.signal != 0 || !stop.fatal.empty(); });
+  const std::string fatal = stop.fatal;
+  const int sig = stop.signal;
+  lock.unlock();
+
+  SetHealth(server.get(), false);
+  if (!fatal.empty()) {
+    spdlog::critical("GPU unusable, NOT_SERVING, exiting with code {}: {}", kExitGpuFatal, fatal);
+    scheduler.Stop(absl::UnavailableError(absl::StrCat("server GPU is unhealthy: ", fatal)));
+    server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
+    for (auto& e : executors) e->Stop();
+    return kExitGpuFatal;
+  }
+  const double grace = config.drain_grace_seconds;
+  spdlog::info("signal {}: draining (NOT_SERVING, refusing new requests), {} in flight, grace {} s",
+               sig, scheduler.inflight(), grace);
+  scheduler.StartDrain();
+  const auto grace_end = Clock::now() + std::chrono::duration_cast<Clock::duration>(
+                                            std::chrono::duration<double>(grace));
+  const bool idle = scheduler.WaitIdle(grace_end);
+  if (!idle) {
+    spdlog::warn("drain grace period over with {} requests unfinished; failing them",
+                 scheduler.inflight());
+  }
+  // Finished calls flush their responses; streams still open are cancelled at the deadline.
+  server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(idle ? 1 : 0));
+  scheduler.Stop(absl::UnavailableError("server shut down before the request ran"));
+  for (auto& e : executors) e->Stop();
+  spdlog::info("stopped");
+  return 0;
+}
+
+}  // namespace
+}  // namespace hbsa::server
+
+int main(int argc, char** argv) {
+  // Block the drain signals in every thread (set before any thread starts); one thread
+  // receives them with sigwait.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  std::vector<std::string> args(argv + 1, argv + argc);
+  absl::StatusOr<hbsa::server::ServerConfig> config =
+      hbsa::server::ParseConfig(args, hbsa::server::ProcessEnv());
+  if (!config.ok()) {
+    std::fprintf(stderr, "hbsa-server: %s\n", std::string(config.status().message()).c_str());
+    return 2;
+  }
+  if (config->help) {
+    std::fputs(hbsa::server::HelpText().c_str(), stdout);
+    return 0;
+  }
+  spdlog::set_level(spdlog::level::from_str(config->log_level));
+  spdlog::info("hbsa-server {} starting: {}", HBSA_VERSION, hbsa::server::DescribeConfig(*config));
+  return hbsa::server::Serve(*config, signals);
+}

@@ -1,0 +1,73 @@
+// server/scheduler.h: the bounded FIFO admission queue between the RPC edge and executors.
+//
+// The edge Submits a validated Job; a full queue refuses it with RESOURCE_EXHAUSTED and a
+// draining server with UNAVAILABLE, so nothing admitted is ever dropped silently. Executors
+// Take jobs in arrival order; Take completes (and skips) jobs whose client cancelled or whose
+// deadline passed while they waited, so no compute is spent on them. Complete is the single
+// exit of every admitted job: it fills the response timings, records stage and work metrics
+// and calls the job's `done`. Thread-safe.
+#ifndef HBSA_SERVER_SCHEDULER_H_
+#define HBSA_SERVER_SCHEDULER_H_
+
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <mutex>
+
+#include "absl/status/status.h"
+#include "job.h"
+#include "metrics.h"
+
+namespace hbsa::server {
+
+class Scheduler {
+ public:
+  // `queue_length`: admitted jobs that may wait (>= 1). `metrics` outlives the scheduler.
+  Scheduler(int queue_length, Metrics* metrics);
+  Scheduler(const Scheduler&) = delete;
+  Scheduler& operator=(const Scheduler&) = delete;
+
+  // Admits *job (moving it out) or refuses it, leaving *job untouched: UNAVAILABLE while
+  // draining or stopped, RESOURCE_EXHAUSTED when `queue_length` jobs already wait.
+  absl::Status Submit(std::unique_ptr<Job>* job);
+
+  // The oldest runnable job, waiting up to `timeout` for one; nullptr on timeout or once
+  // stopped. Marks the job started.
+  std::unique_ptr<Job> Take(Clock::duration timeout);
+
+  // OK when `job` may still run; CANCELLED or DEADLINE_EXCEEDED otherwise. Executors call it
+  // again right before launch when they held a job back (e.g. waiting for memory).
+  static absl::Status Runnable(const Job& job);
+
+  // Finishes an admitted job with `status` (see the file comment). Call exactly once per job.
+  void Complete(std::unique_ptr<Job> job, const absl::Status& status);
+
+  // Refuse new work from now on (UNAVAILABLE); queued and running jobs continue.
+  void StartDrain();
+  bool draining() const;
+  // Waits until no admitted job is unfinished or `deadline` passes; true when idle.
+  bool WaitIdle(Clock::time_point deadline);
+  // Refuses new work, fails every queued job with `status`, and wakes Take callers (nullptr).
+  void Stop(const absl::Status& status);
+
+  int64_t queue_depth() const;
+  int64_t inflight() const;  // admitted and not completed (queued + running)
+
+ private:
+  void PublishLocked();
+
+  const size_t queue_length_;
+  Metrics* const metrics_;
+  mutable std::mutex mu_;
+  std::condition_variable work_cv_;  // a job arrived or the scheduler stopped
+  std::condition_variable idle_cv_;  // inflight_ dropped to 0
+  std::deque<std::unique_ptr<Job>> queue_;
+  int64_t inflight_ = 0;
+  bool draining_ = false;
+  bool stopped_ = false;
+};
+
+}  // namespace hbsa::server
+
+#endif  // HBSA_SERVER_SCHEDULER_H_
