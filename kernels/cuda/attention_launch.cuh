@@ -1,0 +1,26 @@
+// attention_launch.cuh: grid, shared memory and launch of TcAttentionKernel. Included only by
+// the small per-(dtype, head dim) instantiation files, so each compiles in parallel.
+#ifndef HBSA_CUDA_ATTENTION_LAUNCH_CUH_
+#define HBSA_CUDA_ATTENTION_LAUNCH_CUH_
+
+#include "attention_kernel.cuh"
+#include "launch.h"
+
+namespace hbsa::cuda_internal {
+
+template <typename T, int kD, int kBlockM>
+cudaError_t LaunchTensorCore(const KernelParams& p, cudaStream_t stream) {
+  using Cfg = TcConfig<T, kD, kBlockM>;
+  if (p.num_q_tiles == 0 || p.num_heads_q == 0) return cudaSuccess;
+  auto kernel = TcAttentionKernel<T, kD, kBlockM>;
+  cudaError_t err = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                         static_cast<int>(Cfg::kSmemBytes));
+  if (err != cudaSuccess) return err;
+  const dim3 grid(p.num_q_tiles, p.num_heads_q);
+  kernel<<<grid, Cfg::kThreads, Cfg::kSmemBytes, stream>>>(p);
+  return cudaGetLastError();
+}
+
+}  // namespace hbsa::cuda_internal
+
+#endif  // HBSA_CUDA_ATTENTION_LAUNCH_CUH_

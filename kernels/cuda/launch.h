@@ -1,0 +1,28 @@
+// launch.h (internal): host-side entry points of the kernels in this folder. Each returns the
+// CUDA error of its launch (cudaSuccess when nothing had to run); none synchronises.
+#ifndef HBSA_CUDA_LAUNCH_H_
+#define HBSA_CUDA_LAUNCH_H_
+
+#include <cuda_runtime_api.h>
+
+#include "hbsa/attention.h"
+#include "params.h"
+
+namespace hbsa::cuda_internal {
+
+// plan_launch.cu: fills p.visit_count / p.visits on `stream`.
+cudaError_t LaunchPlan(const KernelParams& p, cudaStream_t stream);
+
+// attention_launch.cuh, instantiated per (dtype, head dim, tile rows) in attention_*.cu.
+template <typename T, int kD, int kBlockM>
+cudaError_t LaunchTensorCore(const KernelParams& p, cudaStream_t stream);
+
+// simt_fp32.cu: the exact fp32 path.
+cudaError_t LaunchSimtFp32(const KernelParams& p, cudaStream_t stream);
+
+// dispatch.cu: maps (dtype, D, tile) to the compiled instance and launches it.
+cudaError_t LaunchAttention(DType dtype, const KernelParams& p, cudaStream_t stream);
+
+}  // namespace hbsa::cuda_internal
+
+#endif  // HBSA_CUDA_LAUNCH_H_

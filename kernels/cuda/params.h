@@ -1,0 +1,77 @@
+// params.h (internal): what the CUDA kernels of this folder receive. Built once per request by
+// request.cc from validated AttentionArgs plus the device buffer that PackInputs filled; every
+// pointer is a device pointer into that one buffer. Host and device code include this header.
+//
+// Compute tiles (kBlockM query rows x kBlockN key rows) are independent of the mask blocks
+// (Sq x Sk): the planner (plan_kernel.cuh) classifies every tile with hbsa::TileCoverage and
+// the attention kernels mask elements with hbsa::ElementAllowed / hbsa::CausalAllows, the one
+// definition of the rule in hbsa/layout.h.
+#ifndef HBSA_CUDA_PARAMS_H_
+#define HBSA_CUDA_PARAMS_H_
+
+#include <cstdint>
+
+#include "hbsa/layout.h"
+
+namespace hbsa::cuda_internal {
+
+// A visit-list entry: the sequence-local key tile index in the low 30 bits, plus flags.
+inline constexpr uint32_t kTileIndexMask = (1u << 30) - 1;
+// Some pairs of the tile are not allowed (causal cut, mask blocks that differ inside the tile,
+// or the tile runs past the sequence end): mask per element.
+inline constexpr uint32_t kTilePartial = 1u << 31;
+// The tile lies inside one (query block, key block) pair whose bit is on, so only the causal
+// rule and the sequence end can remove elements (no mask look-up per element).
+inline constexpr uint32_t kTileSingleBlock = 1u << 30;
+
+// Compute-tile geometry of one request; a pure function of the arguments (heuristics.h).
+struct TileShape {
+  int32_t block_m = 64;  // query rows per tile (and per CTA)
+  int32_t block_n = 64;  // key rows per tile
+};
+
+// Everything the planner and the attention kernels read. Shapes use the SEMANTICS.md names.
+struct KernelParams {
+  const void* q = nullptr;   // dtype [total_q, Hq, D]
+  const void* k = nullptr;   // dtype [total_k, Hk, D]
+  const void* v = nullptr;   // dtype [total_k, Hk, D]
+  void* out = nullptr;       // dtype [total_q, Hq, D]
+  float* lse = nullptr;      // fp32 [total_q, Hq], nullptr when not requested
+  int32_t num_heads_q = 0;   // Hq
+  int32_t num_heads_k = 0;   // Hk
+  int32_t head_dim = 0;      // D (the kernel's compiled tile may be wider; extra columns are 0)
+  int32_t group = 1;         // Hq / Hk
+  float scale_log2 = 0.f;    // softmax scale * log2(e): scores are kept in the log2 domain
+  bool causal = false;       // bottom-right causal rule
+  BlockLayout layout;        // device view of the block geometry (arrays in the device buffer)
+  MaskView mask;             // device view of the mask (dense or compact)
+  TileShape tile;            // compute tile
+  int32_t num_q_tiles = 0;             // query tiles over all sequences
+  const int32_t* q_tile_seq = nullptr;   // [num_q_tiles] sequence of tile t
+  const int32_t* q_tile_row0 = nullptr;  // [num_q_tiles] first local query row of tile t
+  const int64_t* q_tile_base = nullptr;  // [num_q_tiles] first visit slot of tile t in a head's
+                                         // plane (prefix sum of key tiles of each tile's seq)
+  int64_t plane_slots = 0;               // visit slots per KV head (sum over tiles of key tiles)
+  int32_t* visit_count = nullptr;        // [Hk, num_q_tiles] workspace: entries per row
+  uint32_t* visits = nullptr;            // [Hk, plane_slots] workspace: entries, ascending
+};
+
+// Local-row bounds of query tile t and sequence lengths, shared by the kernels.
+struct TileRows {
+  int32_t b;       // sequence
+  int64_t row0;    // first local query row of the tile
+  int64_t lq, lk;  // sequence lengths
+};
+
+HBSA_HD TileRows TileRowsOf(const KernelParams& p, int32_t t) {
+  TileRows r;
+  r.b = p.q_tile_seq[t];
+  r.row0 = p.q_tile_row0[t];
+  r.lq = p.layout.QLen(r.b);
+  r.lk = p.layout.KLen(r.b);
+  return r;
+}
+
+}  // namespace hbsa::cuda_internal
+
+#endif  // HBSA_CUDA_PARAMS_H_
