@@ -45,7 +45,12 @@ MaskView MakeMaskView(const AttentionArgs& args, const BlockLayout& layout) {
   m.num_q_blocks = layout.num_q_blocks;
   m.num_k_blocks = layout.num_k_blocks;
   if (args.mask_format == MaskFormat::kDense) {
-    m.dense = static_cast<const uint8_t*>(args.dense_mask.data.data);
+    // A dense mask with no entries (Nq or Nk = 0) may come with a null pointer; MaskView tells
+    // the forms apart by `dense != nullptr`, so point it at a dummy that is never read.
+    static constexpr uint8_t kNoEntries = 0;
+    m.dense = args.dense_mask.data.data != nullptr
+                  ? static_cast<const uint8_t*>(args.dense_mask.data.data)
+                  : &kNoEntries;
   } else {
     m.row_offsets = static_cast<const int64_t*>(args.compact_mask.row_offsets.data);
     m.col_indices = static_cast<const int32_t*>(args.compact_mask.col_indices.data);
