@@ -9,8 +9,9 @@
 #     --build-dir DIR     CMake build tree (default: build); reused when it exists
 #     --cuda auto|on|off  CUDA backend (default auto: on when nvcc is found). Also HBSA_CUDA.
 #     --cuda-archs LIST   CMAKE_CUDA_ARCHITECTURES, e.g. "80;90" (default: the project's)
-#     --tests on|off      build the test and benchmark programs too (default: off for a fresh
-#                         tree; an existing tree keeps what it was configured with)
+#     --tests on|off      configure and build the tests and benchmarks too (default: off for a
+#                         fresh tree; an existing tree keeps its setting). Without `on`, only
+#                         hbsa-server and hbsa are built.
 #     --bundle-libs       copy the non-system shared libraries the binaries need into DIR/lib,
 #                         so a slim runtime image needs none of the -dev packages
 #     --jobs N            parallel build jobs (default: HBSA_JOBS, else the number of cores)
@@ -43,7 +44,7 @@ while [ $# -gt 0 ]; do
     --bundle-libs) bundle=1; shift ;;
     --jobs) jobs="${2:?--jobs needs a value}"; shift 2 ;;
     --type) type="${2:?--type needs a value}"; shift 2 ;;
-    -h|--help) sed -n '2,23p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     *) die "unknown option '$1' (see --help)" ;;
   esac
 done
@@ -80,10 +81,10 @@ esac
 echo "build.sh: configuring $build"
 cmake "${args[@]}" >/dev/null
 
-# With tests on, build everything (CI); otherwise only the shipped programs (images).
-built_tests=$(sed -n 's/^HBSA_BUILD_TESTS:BOOL=//p' "$build/CMakeCache.txt")
+# With --tests on, build everything (CI); otherwise only the shipped programs (images, and
+# re-installs from a tree built before).
 targets=()
-if [ "$built_tests" != "ON" ]; then
+if [ "$tests" != "on" ]; then
   have=$(cmake --build "$build" --target help)
   for t in hbsa-server hbsa; do
     grep -q "^$t:" <<<"$have" && targets+=(--target "$t")
