@@ -34,11 +34,12 @@ absl::Status Scheduler::Submit(std::unique_ptr<Job>* job) {
 }
 
 absl::Status Scheduler::Runnable(const Job& job) {
-  if (job.flags != nullptr && job.flags->cancelled.load()) {
-    return absl::CancelledError("the client cancelled the call before it ran");
-  }
+  // Deadline first: gRPC also cancels a call whose deadline passed, and that is a deadline.
   if (job.deadline.has_value() && Clock::now() >= *job.deadline) {
     return absl::DeadlineExceededError("the deadline passed while the request waited in the queue");
+  }
+  if (job.flags != nullptr && job.flags->cancelled.load()) {
+    return absl::CancelledError("the client cancelled the call before it ran");
   }
   return absl::OkStatus();
 }

@@ -251,6 +251,7 @@ absl::StatusOr<std::unique_ptr<TranslatedRequest>> Translate(const v1::AttendReq
     }
     case v1::AttendRequest::kPerSequenceMask: {
       t->mask_form = "per_sequence";
+      a.mask_format = MaskFormat::kCompact;  // travels on as CSR (pointers set below)
       std::vector<absl::string_view> seqs(req.per_sequence_mask().sequences().begin(),
                                          req.per_sequence_mask().sequences().end());
       absl::StatusOr<CompactMask> c = PerSequenceToCompact(seqs, layout.view(), a.num_heads_k);

@@ -1,0 +1,83 @@
+// tests/server/server_harness.h: helpers for the loopback integration tests of hbsa-server.
+//
+// Starts the real hbsa-server binary as a child process on free loopback ports, talks to it
+// with the generated hbsa.v1 stubs, checks grpc.health.v1 through a generic stub (the health
+// messages are one field each, encoded here by hand), scrapes /metrics over a plain socket,
+// and turns golden cases into AttendRequests in each of the three mask forms.
+#ifndef HBSA_TESTS_SERVER_SERVER_HARNESS_H_
+#define HBSA_TESTS_SERVER_SERVER_HARNESS_H_
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <grpcpp/grpcpp.h>
+
+#include "hbsa/golden.h"
+#include "hbsa/v1/attention.grpc.pb.h"
+
+namespace hbsa::testing {
+
+// A port on 127.0.0.1 that was free a moment ago.
+int FreePort();
+
+class ServerProcess {
+ public:
+  // Starts hbsa-server with --listen/--metrics-listen on free loopback ports, --backend cpu
+  // and `extra_args`; waits until health reports SERVING unless `wait_serving` is false.
+  static std::unique_ptr<ServerProcess> Start(const std::vector<std::string>& extra_args,
+                                              bool wait_serving = true);
+  ~ServerProcess();  // SIGKILLs the process if it still runs
+
+  std::string target() const { return "127.0.0.1:" + std::to_string(port_); }
+  int metrics_port() const { return metrics_port_; }
+  std::shared_ptr<grpc::Channel> channel() const { return channel_; }
+  std::unique_ptr<v1::Attention::Stub> stub() const { return v1::Attention::NewStub(channel_); }
+  pid_t pid() const { return pid_; }
+  // Waits for health SERVING on "" (true) or gives up after `timeout`.
+  bool WaitServing(std::chrono::milliseconds timeout);
+  // Sends `sig`; returns the exit code (or -signal) once the process ends, nullopt on timeout.
+  std::optional<int> SignalAndWait(int sig, std::chrono::milliseconds timeout);
+  // Waits for the process to end on its own.
+  std::optional<int> Wait(std::chrono::milliseconds timeout);
+  std::string Log() const;  // stdout + stderr so far
+
+ private:
+  pid_t pid_ = -1;
+  int port_ = 0, metrics_port_ = 0;
+  std::string log_path_;
+  std::shared_ptr<grpc::Channel> channel_;
+  bool exited_ = false;
+};
+
+enum class Health { kUnknown, kServing, kNotServing, kUnavailable };
+// grpc.health.v1.Health/Check for `service` ("" = overall).
+Health CheckHealth(const std::shared_ptr<grpc::Channel>& channel, const std::string& service);
+
+// GET http://127.0.0.1:port/path; the body, or "" on failure.
+std::string HttpGet(int port, const std::string& path);
+// Value of the series `series` (e.g. `hbsa_requests_total{code="OK",method="Attend"}`, labels
+// in alphabetical order as prometheus-cpp prints them) in a /metrics text; nullopt if absent.
+std::optional<double> MetricValue(const std::string& text, const std::string& series);
+// Sum over every series of metric family `name` (any labels).
+double MetricSum(const std::string& text, const std::string& name);
+
+enum class MaskForm { kDense, kPerSequence, kCompact };
+const char* MaskFormName(MaskForm form);
+// The golden case as a request with its mask in `form`.
+v1::AttendRequest MakeRequest(const golden::Case& c, MaskForm form, bool return_lse,
+                              const std::string& id);
+// Compares a response's out (and lse when present) with the case under SEMANTICS.md.
+golden::Comparison CompareResponse(const golden::Case& c, const v1::AttendResponse& r);
+
+// Golden cases, loaded once.
+const std::vector<golden::Case>& GoldenCases();
+const golden::Case& GoldenCase(const std::string& name);
+
+}  // namespace hbsa::testing
+
+#endif  // HBSA_TESTS_SERVER_SERVER_HARNESS_H_
