@@ -12,7 +12,7 @@ cd "$root"
 "$root/scripts/bootstrap.sh"
 build=${HBSA_BUILD_DIR:-build}
 jobs=${HBSA_JOBS:-$(nproc)}
-cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DHBSA_BUILD_TESTS=ON >/dev/null
-cmake --build "$build" -j "$jobs"
+# Configure + build (+ install into $build/install) with the script the container images run.
+"$root/scripts/build.sh" --build-dir "$build" --type Release --tests on --jobs "$jobs"
 cd "$build"
 ctest -LE gpu --output-on-failure -j "$jobs" --timeout 900
