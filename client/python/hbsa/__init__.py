@@ -1,0 +1,21 @@
+"""hbsa: Python client of the hbsa heterogeneous block-sparse attention service.
+
+    import hbsa
+    client = hbsa.Client("localhost:50051")
+    out = client.attend(q, k, v, cu_seqlens_q, cu_seqlens_k, block_mask, 32, 16, causal=True)
+
+Same argument order as upstream hbsattn's HBSAttention (also provided: hbsa.HBSAttention, using
+$HBSA_TARGET). Errors are hbsa.HbsaError subclasses carrying the gRPC code and message.
+"""
+from ._client import AsyncClient, Client, HBSAttention, build_request
+from ._masks import CompactMask, PerSequenceMask
+from .errors import (CancelledError, DeadlineExceededError, HbsaError, InternalError,
+                     InvalidArgumentError, ResourceExhaustedError, UnavailableError,
+                     UnimplementedError)
+
+__all__ = [
+    "AsyncClient", "Client", "HBSAttention", "build_request", "CompactMask", "PerSequenceMask",
+    "HbsaError", "InvalidArgumentError", "UnimplementedError", "ResourceExhaustedError",
+    "DeadlineExceededError", "CancelledError", "UnavailableError", "InternalError",
+]
+__version__ = "0.1.0"

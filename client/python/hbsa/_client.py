@@ -1,0 +1,281 @@
+"""hbsa._client: Client (blocking), AsyncClient (grpc.aio) and the HBSAttention drop-in.
+
+`attend` takes the arguments of the upstream hbsattn `HBSAttention` function in the same order
+(q, k, v, cu_seqlens_q, cu_seqlens_k, block_mask, q_block_size, k_block_size, causal,
+softmax_scale), so code switches by changing an import; `return_lse=True` also returns the
+log-sum-exp. Shapes and meaning: SEMANTICS.md of the hbsa repository.
+"""
+import json
+import os
+import uuid
+
+import grpc
+import numpy as np
+
+from . import _masks, _tensors
+from .errors import client_error, from_rpc_error
+from .v1 import attention_pb2, attention_pb2_grpc
+
+DEFAULT_MAX_MESSAGE_BYTES = 512 << 20
+_SERVICE = "hbsa.v1.Attention"
+
+
+def _normalize_target(target):
+    """host:port as is; "a:p,b:p" -> "ipv4:a:p,b:p"; URIs (dns:///, ipv4:, unix:) as is."""
+    if "://" in target or ":/" in target or target.startswith(("ipv4:", "ipv6:", "unix:")):
+        return target
+    if "," in target:
+        return "ipv4:" + target
+    return target
+
+
+def _channel_options(max_message_bytes, load_balancing, retries):
+    """Message limits, round-robin across every resolved address, and transparent retries of
+    UNAVAILABLE only (the server never processed the request), with exponential backoff."""
+    config = {
+        "loadBalancingConfig": [{load_balancing: {}}],
+        "methodConfig": [{
+            "name": [{"service": _SERVICE}],
+            "retryPolicy": {
+                "maxAttempts": max(2, retries),
+                "initialBackoff": "0.05s",
+                "maxBackoff": "2s",
+                "backoffMultiplier": 2,
+                "retryableStatusCodes": ["UNAVAILABLE"],
+            },
+        }],
+    }
+    opts = [
+        ("grpc.max_send_message_length", max_message_bytes),
+        ("grpc.max_receive_message_length", max_message_bytes),
+        ("grpc.service_config", json.dumps(config)),
+        ("grpc.enable_retries", 1 if retries > 1 else 0),
+        # Retries replay the request from a buffer: let it hold a whole request.
+        ("grpc.per_rpc_retry_buffer_size", max_message_bytes),
+        ("grpc.retry_buffer_size", max_message_bytes),
+        ("grpc.keepalive_time_ms", 30000),
+    ]
+    return opts
+
+
+def _health_request(service):
+    """grpc.health.v1.HealthCheckRequest{service} encoded by hand (one string field), so the
+    package needs no second set of stubs (and cannot clash with grpcio-health-checking)."""
+    data = service.encode()
+    n, varint = len(data), bytearray()
+    while True:
+        b = n & 0x7F
+        n >>= 7
+        varint.append(b | (0x80 if n else 0))
+        if not n:
+            break
+    return (b"\x0a" + bytes(varint) + data) if data else b""
+
+
+def _health_status(raw):
+    """Reads HealthCheckResponse.status (field 1, varint) -> its name."""
+    names = {0: "UNKNOWN", 1: "SERVING", 2: "NOT_SERVING", 3: "SERVICE_UNKNOWN"}
+    status, i = 0, 0
+    while i < len(raw):
+        key = raw[i]
+        i += 1
+        if key == 0x08:
+            shift, status = 0, 0
+            while True:
+                b = raw[i]
+                i += 1
+                status |= (b & 0x7F) << shift
+                shift += 7
+                if not b & 0x80:
+                    break
+        else:
+            break  # unknown field: keep what we have
+    return names.get(status, "UNKNOWN")
+
+
+def build_request(q, k, v, cu_seqlens_q, cu_seqlens_k, block_mask, q_block_size, k_block_size,
+                  causal=False, softmax_scale=None, return_lse=False, dtype=None,
+                  mask_form="dense", request_id="", allow_tf32=False):
+    """The AttendRequest for these arguments (see Client.attend)."""
+    name = _tensors.tensor_dtype(q, dtype)
+    for other, label in ((k, "k"), (v, "v")):
+        if _tensors.tensor_dtype(other, name) != name:
+            raise client_error("%s must have q's dtype" % label)
+    qa, ka, va = (_tensors.to_numpy(x) for x in (q, k, v))
+    if qa.ndim != 3 or ka.ndim != 3 or va.ndim != 3:
+        raise client_error("q, k and v must be 3-D [total, heads, D]")
+    req = attention_pb2.AttendRequest(request_id=request_id)
+    for msg, arr in ((req.q, qa), (req.k, ka), (req.v, va)):
+        msg.dtype = _tensors.WIRE[name]
+        msg.shape.extend(int(s) for s in arr.shape)
+        msg.data = arr.tobytes()
+    cu_q = _tensors.int32_list(cu_seqlens_q, "cu_seqlens_q")
+    cu_k = _tensors.int32_list(cu_seqlens_k, "cu_seqlens_k")
+    req.cu_seqlens_q.extend(cu_q)
+    req.cu_seqlens_k.extend(cu_k)
+    req.q_block_size = int(q_block_size)
+    req.k_block_size = int(k_block_size)
+    req.causal = bool(causal)
+    if softmax_scale is not None:
+        req.softmax_scale = float(softmax_scale)
+    req.return_lse = bool(return_lse)
+    req.allow_tf32 = bool(allow_tf32)
+    if _tensors.is_torch(block_mask):
+        block_mask = _tensors.to_numpy(block_mask)
+    _masks.fill_request_mask(req, block_mask, cu_q, cu_k, int(q_block_size), int(k_block_size),
+                             int(ka.shape[1]), mask_form)
+    return req, name
+
+
+def _unpack(resp, req, dtype_name, like, return_lse):
+    total_q, hq, d = (int(s) for s in req.q.shape)
+    if resp.out.dtype != req.q.dtype or len(resp.out.data) != total_q * hq * d * (4 if dtype_name == "fp32" else 2):
+        raise client_error("malformed response: out does not match [total_q, Hq, D] %s" % dtype_name)
+    out = _tensors.from_wire(resp.out.data, (total_q, hq, d), dtype_name, like)
+    if not return_lse:
+        return out
+    if len(resp.lse.data) != total_q * hq * 4:
+        raise client_error("malformed response: lse does not match [total_q, Hq] fp32")
+    return out, _tensors.lse_from_wire(resp.lse.data, (total_q, hq), like)
+
+
+class _Base:
+    def __init__(self, target, timeout, max_message_bytes, load_balancing, retries, mask_form):
+        self.target = _normalize_target(target)
+        self.timeout = timeout
+        self.mask_form = mask_form
+        self._options = _channel_options(max_message_bytes, load_balancing, retries)
+        self.last_response = None  # the last AttendResponse (timings, backend), for inspection
+
+    def _request(self, args, kwargs):
+        kw = dict(kwargs)
+        kw.setdefault("mask_form", self.mask_form)
+        kw.setdefault("request_id", uuid.uuid4().hex[:16])
+        timeout = kw.pop("timeout", self.timeout)
+        req, name = build_request(*args, **kw)
+        return req, name, timeout
+
+
+class Client(_Base):
+    """Blocking client. Thread-safe; one per process and target is enough.
+
+    target: "host:port", "dns:///name:port" (round robin over every address, e.g. a headless
+    Kubernetes Service), or "ipv4:a:p,b:p" / "a:p,b:p". timeout: seconds per call (None = no
+    deadline). retries: total attempts for UNAVAILABLE (1 = none). mask_form: default wire form
+    of the mask ("dense", "per_sequence", "compact")."""
+
+    def __init__(self, target, *, timeout=60.0, max_message_bytes=DEFAULT_MAX_MESSAGE_BYTES,
+                 load_balancing="round_robin", retries=4, mask_form="dense"):
+        super().__init__(target, timeout, max_message_bytes, load_balancing, retries, mask_form)
+        self._channel = grpc.insecure_channel(self.target, options=self._options)
+        self._stub = attention_pb2_grpc.AttentionStub(self._channel)
+        self._health = self._channel.unary_unary(
+            "/grpc.health.v1.Health/Check", request_serializer=_health_request,
+            response_deserializer=_health_status)
+
+    def attend(self, q, k, v, cu_seqlens_q, cu_seqlens_k, block_mask, q_block_size, k_block_size,
+               causal=False, softmax_scale=None, return_lse=False, **kwargs):
+        """Block-sparse attention on the server.
+
+        q [total_q, Hq, D], k/v [total_k, Hk, D]: NumPy float16/float32 (or uint16 bf16 bits with
+        dtype="bf16") or torch float16/bfloat16/float32. cu_seqlens_*: [B+1] ints. block_mask:
+        bool [Hk, Nq, Nk] (array or tensor), CompactMask or PerSequenceMask. softmax_scale None =
+        1/sqrt(D). Keywords: dtype, mask_form, request_id, timeout, allow_tf32.
+        Returns out (the caller's kind and dtype), or (out, lse) with return_lse=True (lse fp32
+        [total_q, Hq], -inf for rows with no allowed key). Raises hbsa.HbsaError subclasses."""
+        req, name, timeout = self._request(
+            (q, k, v, cu_seqlens_q, cu_seqlens_k, block_mask, q_block_size, k_block_size, causal,
+             softmax_scale, return_lse), kwargs)
+        try:
+            resp = self._stub.Attend(req, timeout=timeout)
+        except grpc.RpcError as e:
+            raise from_rpc_error(e) from None
+        self.last_response = resp
+        return _unpack(resp, req, name, q, return_lse)
+
+    def capabilities(self):
+        """The server's hbsa.v1.Capabilities message."""
+        try:
+            return self._stub.GetCapabilities(attention_pb2.GetCapabilitiesRequest(),
+                                              timeout=self.timeout)
+        except grpc.RpcError as e:
+            raise from_rpc_error(e) from None
+
+    def health(self, service=""):
+        """grpc.health.v1 status name: "SERVING", "NOT_SERVING", ... ("" = whole server)."""
+        try:
+            return self._health(service, timeout=self.timeout)
+        except grpc.RpcError as e:
+            raise from_rpc_error(e) from None
+
+    def close(self):
+        self._channel.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+class AsyncClient(_Base):
+    """asyncio client (grpc.aio), same arguments as Client; create it inside a running loop."""
+
+    def __init__(self, target, *, timeout=60.0, max_message_bytes=DEFAULT_MAX_MESSAGE_BYTES,
+                 load_balancing="round_robin", retries=4, mask_form="dense"):
+        super().__init__(target, timeout, max_message_bytes, load_balancing, retries, mask_form)
+        self._channel = grpc.aio.insecure_channel(self.target, options=self._options)
+        self._stub = attention_pb2_grpc.AttentionStub(self._channel)
+        self._health = self._channel.unary_unary(
+            "/grpc.health.v1.Health/Check", request_serializer=_health_request,
+            response_deserializer=_health_status)
+
+    async def attend(self, q, k, v, cu_seqlens_q, cu_seqlens_k, block_mask, q_block_size,
+                     k_block_size, causal=False, softmax_scale=None, return_lse=False, **kwargs):
+        """As Client.attend, awaited."""
+        req, name, timeout = self._request(
+            (q, k, v, cu_seqlens_q, cu_seqlens_k, block_mask, q_block_size, k_block_size, causal,
+             softmax_scale, return_lse), kwargs)
+        try:
+            resp = await self._stub.Attend(req, timeout=timeout)
+        except grpc.RpcError as e:
+            raise from_rpc_error(e) from None
+        self.last_response = resp
+        return _unpack(resp, req, name, q, return_lse)
+
+    async def capabilities(self):
+        try:
+            return await self._stub.GetCapabilities(attention_pb2.GetCapabilitiesRequest(),
+                                                    timeout=self.timeout)
+        except grpc.RpcError as e:
+            raise from_rpc_error(e) from None
+
+    async def health(self, service=""):
+        try:
+            return await self._health(service, timeout=self.timeout)
+        except grpc.RpcError as e:
+            raise from_rpc_error(e) from None
+
+    async def close(self):
+        await self._channel.close()
+
+    async def __aenter__(self):
+        return self
+
+    async def __aexit__(self, *exc):
+        await self.close()
+
+
+_default = None
+
+
+def HBSAttention(q, k, v, cu_q_seqlens, cu_k_seqlens, block_mask, q_block_size, k_block_size,
+                 causal, softmax_scale, tile_mode="auto", **_ignored):
+    """Drop-in for `hbsattn.HBSAttention` (same positional arguments): runs on the server named
+    by $HBSA_TARGET (default localhost:50051). tile_mode and upstream's precomputed block
+    arguments are accepted and ignored: the server picks its own compute tiles."""
+    global _default
+    if _default is None:
+        _default = Client(os.environ.get("HBSA_TARGET", "localhost:50051"))
+    return _default.attend(q, k, v, cu_q_seqlens, cu_k_seqlens, block_mask, q_block_size,
+                           k_block_size, causal, softmax_scale)

@@ -1,0 +1,67 @@
+"""hbsa.errors: typed exceptions carrying the gRPC status code and the server's message.
+
+Every failed call raises an HbsaError subclass chosen by the status code; `code` is the
+grpc.StatusCode and `message` the text (which names the offending field for INVALID_ARGUMENT).
+Problems found before sending (an argument the client cannot encode) raise InvalidArgumentError
+with a message starting "client:".
+"""
+import grpc
+
+
+class HbsaError(Exception):
+    """Base class. Attributes: code (grpc.StatusCode), message (str)."""
+
+    code = grpc.StatusCode.UNKNOWN
+
+    def __init__(self, message, code=None):
+        super().__init__(message)
+        self.message = message
+        if code is not None:
+            self.code = code
+
+    def __str__(self):
+        return "%s: %s" % (self.code.name, self.message)
+
+
+class InvalidArgumentError(HbsaError):
+    code = grpc.StatusCode.INVALID_ARGUMENT
+
+
+class UnimplementedError(HbsaError):
+    code = grpc.StatusCode.UNIMPLEMENTED
+
+
+class ResourceExhaustedError(HbsaError):
+    code = grpc.StatusCode.RESOURCE_EXHAUSTED
+
+
+class DeadlineExceededError(HbsaError):
+    code = grpc.StatusCode.DEADLINE_EXCEEDED
+
+
+class CancelledError(HbsaError):
+    code = grpc.StatusCode.CANCELLED
+
+
+class UnavailableError(HbsaError):
+    code = grpc.StatusCode.UNAVAILABLE
+
+
+class InternalError(HbsaError):
+    code = grpc.StatusCode.INTERNAL
+
+
+_BY_CODE = {cls.code: cls for cls in (
+    InvalidArgumentError, UnimplementedError, ResourceExhaustedError, DeadlineExceededError,
+    CancelledError, UnavailableError, InternalError)}
+
+
+def from_rpc_error(err):
+    """The HbsaError for a grpc.RpcError (or grpc.aio.AioRpcError)."""
+    code = err.code()
+    cls = _BY_CODE.get(code, HbsaError)
+    return cls(err.details() or "", code=code)
+
+
+def client_error(message):
+    return InvalidArgumentError("client: " + message)
