@@ -21,6 +21,7 @@
 #include "hbsa/plan.h"
 #include "heuristics.h"
 #include "launch.h"
+#include "request_internal.h"
 
 namespace hbsa::cuda {
 namespace {
@@ -143,7 +144,26 @@ void PackInputs(const AttentionArgs& a, const RequestLayout& layout, void* dst) 
   const size_t kv_bytes = size_t(a.total_k) * a.num_heads_k * a.head_dim * esz;
   std::memcpy(At<char>(dst, layout, kK), a.k.data, kv_bytes);
   std::memcpy(At<char>(dst, layout, kV), a.v.data, kv_bytes);
+  cuda_internal::PackMetadata(a, layout, dst);
+}
 
+}  // namespace hbsa::cuda
+
+namespace hbsa::cuda_internal {
+
+using cuda::RequestLayout;
+
+TensorOffsets OffsetsOf(const RequestLayout& layout) {
+  TensorOffsets t;
+  t.q = layout.offsets[cuda::kQ];
+  t.k = layout.offsets[cuda::kK];
+  t.v = layout.offsets[cuda::kV];
+  t.metadata = layout.offsets[cuda::kCuSeqQ];
+  return t;
+}
+
+void PackMetadata(const AttentionArgs& a, const RequestLayout& layout, void* dst) {
+  using namespace cuda;  // NOLINT: the piece names and helpers of this file
   const BlockLayoutStorage storage(a);
   auto copy_vec = [&](const auto& vec, Piece piece) {
     if (!vec.empty()) std::memcpy(At<char>(dst, layout, piece), vec.data(), vec.size() * sizeof(vec[0]));
@@ -182,6 +202,10 @@ void PackInputs(const AttentionArgs& a, const RequestLayout& layout, void* dst) 
                 size_t(MaskNnz(a, mask_rows)) * sizeof(int32_t));
   }
 }
+
+}  // namespace hbsa::cuda_internal
+
+namespace hbsa::cuda {
 
 absl::Status Enqueue(const AttentionArgs& a, const RequestLayout& layout, void* device_base,
                      cudaStream_t stream) {

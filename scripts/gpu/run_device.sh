@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# scripts/gpu/run_device.sh: everything one GPU-machine call does, logs under $OUT.
+#   run_device.sh BUNDLE [tests] [sanitizer] [bench] [flex]
+# BUNDLE is a ../shared/tools/device-bundle folder holding golden_cuda_test, property_cuda_test,
+# large_offset_cuda_test and libhbsa_bench_capi.so (made by scripts/gpu/bundle.sh). Steps run
+# in the order given; each appends to its own log so a partial run still reports.
+set -uo pipefail
+bundle=$1; shift
+source "$bundle/env.sh"
+out=${OUT:-/tmp/out}
+mkdir -p "$out"
+{ date -u; nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv;
+  python3 -c 'import torch, triton; print("torch", torch.__version__, "triton", triton.__version__)'; } \
+  > "$out/info.txt" 2>&1
+cat "$out/info.txt"
+for step in "$@"; do
+  case $step in
+    tests)
+      for t in golden_cuda_test property_cuda_test large_offset_cuda_test; do
+        echo "== $t" | tee -a "$out/tests.log"
+        timeout 300 "$bundle/bin/$t" 2>&1 | tee -a "$out/tests.log" | grep -E "^(GOLDEN|LARGE|\[  )|FAIL|Failure" | tail -40
+      done ;;
+    sanitizer)
+      for tool in memcheck racecheck; do
+        echo "== $tool golden" | tee -a "$out/sanitizer.log"
+        timeout 240 compute-sanitizer --tool $tool --error-exitcode 9 "$bundle/bin/golden_cuda_test" \
+          >> "$out/sanitizer.log" 2>&1; echo "exit $?" | tee -a "$out/sanitizer.log"
+        echo "== $tool property (6 cases)" | tee -a "$out/sanitizer.log"
+        HBSA_PROPERTY_CASES=6 timeout 240 compute-sanitizer --tool $tool --error-exitcode 9 \
+          "$bundle/bin/property_cuda_test" --gtest_filter=PropertyCuda.RandomProblemsMatchReference \
+          >> "$out/sanitizer.log" 2>&1; echo "exit $?" | tee -a "$out/sanitizer.log"
+      done
+      grep -E "ERROR SUMMARY|RACECHECK SUMMARY" "$out/sanitizer.log" | sort | uniq -c ;;
+    bench|flex)
+      extra=(--no-flex); [ "$step" = flex ] && extra=()
+      PYTHONUNBUFFERED=1 timeout 500 python3 bench/cuda/bench.py --lib "$bundle/bin/libhbsa_bench_capi.so" \
+        --out "$out/bench_$step.jsonl" "${extra[@]}" 2>&1 | tee -a "$out/bench_$step.log" | \
+        python3 -c 'import sys,json
+for l in sys.stdin:
+  try: r=json.loads(l)
+  except Exception: print(l.rstrip()[:200]); continue
+  print(r["n"],int(r["causal"]),r["sq"],r["sk"],r["sparsity"],"ours %.3f"%r["hbsa_ms"],"up %.2f"%r["anchor_upstream_ms"],"flex %s"%r.get("flex_ms","-"),"ideal %.2f"%r["ideal_ms"],"tf %.0f"%r["hbsa_tflops"])' ;;
+  esac
+done

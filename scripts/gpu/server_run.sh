@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# scripts/gpu/server_run.sh BUNDLE: the GPU run of the service, in one command on the GPU
+# machine. Starts BUNDLE/bin/hbsa-server --backend cuda on loopback, drives it with python3 +
+# grpcio (scripts/gpu/server_drive.py): every golden case through Attend and AttendStream
+# (checked under SEMANTICS.md tolerances), then concurrent load so several CUDA streams are
+# busy at once, then prints per-stream counters and stage histograms from /metrics and the
+# overlap of device time, and finally SIGTERMs the server and checks it drains and exits 0.
+# Output goes to stdout and to ${OUT:-/tmp/out}/server_gpu_run.txt. Exit code: 0 when all
+# golden cases pass and the server exited 0.
+set -uo pipefail
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+bundle=${1:-$root/.device/server}
+source "$bundle/env.sh"
+out=${OUT:-/tmp/out}
+mkdir -p "$out"
+log="$out/server_gpu_run.txt"
+exec > >(tee "$log") 2>&1
+
+echo "== $(date -u) $(nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>/dev/null)"
+# Python stubs: generated here when grpc_tools exists, else the bundle's pre-generated ones.
+py=$(mktemp -d)
+if python3 -c 'import grpc_tools' 2>/dev/null; then
+  python3 -m grpc_tools.protoc -I "$root/proto" --python_out="$py" --grpc_python_out="$py" \
+    "$root/proto/hbsa/v1/attention.proto" && echo "stubs: generated with grpc_tools"
+else
+  cp -r "$bundle/py/." "$py/" && echo "stubs: pre-generated from the bundle"
+fi
+
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+mport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+"$bundle/bin/hbsa-server" --backend cuda --listen "127.0.0.1:$port" --metrics-listen "127.0.0.1:$mport" \
+  --streams-per-device 4 --log-level info > "$out/hbsa-server.log" 2>&1 &
+server=$!
+PYTHONPATH="$py" PYTHONUNBUFFERED=1 timeout 400 python3 "$root/scripts/gpu/server_drive.py" \
+  --target "127.0.0.1:$port" --metrics "127.0.0.1:$mport" --golden "${HBSA_GOLDEN_DIR:-$root/../shared/golden}"
+drive=$?
+kill -TERM "$server" 2>/dev/null
+wait "$server"
+code=$?
+echo "== hbsa-server exit code after SIGTERM: $code (driver exit $drive)"
+echo "== server log (tail)"
+tail -n 25 "$out/hbsa-server.log"
+[ "$drive" -eq 0 ] && [ "$code" -eq 0 ]
