@@ -12,6 +12,7 @@
 #include <cstring>
 #include <random>
 #include <string>
+#include <thread>
 #include <type_traits>
 #include <vector>
 
@@ -211,6 +212,33 @@ TEST(PropertyTest, ZeroScaleAveragesAllowedValues) {
   s.density = 0.7;
   std::mt19937_64 rng(3);
   CheckAgainstReference(MakeProblem(s, rng));
+}
+
+// Concurrent calls (as the service makes them) share the thread pool; each must still produce
+// exactly what a lone call produces.
+TEST(PropertyTest, ConcurrentRunsMatchSerialRuns) {
+  std::vector<Problem> problems;
+  std::vector<std::vector<uint8_t>> serial_out(6);
+  for (uint64_t seed = 0; seed < 6; ++seed) {
+    std::mt19937_64 rng(200 + seed);
+    problems.push_back(MakeProblem(RandomSpec(rng), rng));
+    AttentionArgs args = problems.back().Args(&serial_out[seed], nullptr);
+    ASSERT_TRUE(hbsa::Run(Backend::kCpu, args, {.num_threads = 1}).ok());
+  }
+  std::vector<std::vector<uint8_t>> out(6);
+  std::vector<absl::Status> status(6);
+  std::vector<std::thread> callers;
+  for (size_t n = 0; n < problems.size(); ++n) {
+    callers.emplace_back([&, n] {
+      for (int rep = 0; rep < 3 && status[n].ok(); ++rep) {
+        AttentionArgs args = problems[n].Args(&out[n], nullptr);
+        status[n] = hbsa::Run(Backend::kCpu, args, {.num_threads = 2});
+        if (out[n] != serial_out[n]) status[n] = absl::InternalError("output differs");
+      }
+    });
+  }
+  for (std::thread& t : callers) t.join();
+  for (size_t n = 0; n < problems.size(); ++n) EXPECT_TRUE(status[n].ok()) << n << ": " << status[n];
 }
 
 TEST(PropertyTest, HardwareThreadCountAndNegativeThreads) {

@@ -124,11 +124,11 @@ golden::Case AsCase(const Problem& p, const std::vector<float>& out, const std::
   c.out.descr = "<f4";
   c.out.shape = {p.total_q(), p.spec.hq, p.spec.d};
   c.out.data.resize(out.size() * sizeof(float));
-  std::memcpy(c.out.data.data(), out.data(), c.out.data.size());
+  if (!out.empty()) std::memcpy(c.out.data.data(), out.data(), c.out.data.size());
   c.lse.descr = "<f4";
   c.lse.shape = {p.total_q(), p.spec.hq};
   c.lse.data.resize(lse.size() * sizeof(float));
-  std::memcpy(c.lse.data.data(), lse.data(), c.lse.data.size());
+  if (!lse.empty()) std::memcpy(c.lse.data.data(), lse.data(), c.lse.data.size());
   return c;
 }
 
