@@ -9,6 +9,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 
 #include "hbsa/layout.h"
 #include "hbsa/numeric.h"
@@ -21,29 +22,54 @@
 namespace hbsa::internal {
 
 // ---------------------------------------------------------------------------------------------
-// Portable version: scalar "vectors" of one float; the compiler vectorises what it can.
+// Portable version: 4-float GCC vector extensions (SSE2 on any x86-64, NEON on ARM), without
+// FMA; what the target lacks the compiler emulates lane by lane.
 namespace cpu_generic {
-using Vec = float;
-constexpr int kW = 1, kNv = 8, kMr = 4;
-inline Vec VZero() { return 0.0f; }
-inline Vec VLoad(const float* p) { return *p; }
-inline void VStore(float* p, Vec v) { *p = v; }
-inline Vec VSet1(float x) { return x; }
+typedef float Vec __attribute__((vector_size(16)));
+typedef int32_t IVec __attribute__((vector_size(16)));
+constexpr int kW = 4, kNv = 2, kMr = 4;  // 4 x 8 micro-tile: 8 accumulators of 16 registers
+inline Vec VZero() { return Vec{}; }
+inline Vec VLoad(const float* p) { Vec v; std::memcpy(&v, p, sizeof(v)); return v; }
+inline void VStore(float* p, Vec v) { std::memcpy(p, &v, sizeof(v)); }
+inline Vec VSet1(float x) { return Vec{x, x, x, x}; }
 inline Vec VFma(Vec a, Vec b, Vec c) { return a * b + c; }
 inline Vec VAdd(Vec a, Vec b) { return a + b; }
 inline Vec VSub(Vec a, Vec b) { return a - b; }
 inline Vec VMul(Vec a, Vec b) { return a * b; }
 inline Vec VMax(Vec a, Vec b) { return a > b ? a : b; }
-inline Vec VKeepBelow(Vec s, float k, Vec cnt) { return k < cnt ? s : -INFINITY; }
-inline Vec VNegInfToZero(Vec x) { return x == -INFINITY ? 0.0f : x; }
-inline Vec VExp2(Vec x) { return x < -126.0f ? 0.0f : std::exp2(x); }
-inline Vec VFromHalf(const uint16_t* p) { return HalfToFloat(*p); }
-inline Vec VFromBf16(const uint16_t* p) { return BFloat16ToFloat(*p); }
+inline Vec VKeepBelow(Vec s, float k, Vec cnt) { return VSet1(k) < cnt ? s : VSet1(-INFINITY); }
+inline Vec VNegInfToZero(Vec x) { return x == VSet1(-INFINITY) ? VZero() : x; }
+inline Vec VExp2(Vec x) {
+  const IVec live = x >= VSet1(-126.0f);
+  x = x < VSet1(-126.0f) ? VSet1(-126.0f) : x;
+  x = x > VSet1(127.0f) ? VSet1(127.0f) : x;
+  // Round to nearest with the 1.5 * 2^23 trick (exact for |x| < 2^22, no -ffast-math here).
+  const Vec n = (x + VSet1(12582912.0f)) - VSet1(12582912.0f);
+  const Vec f = x - n;
+  Vec p = VSet1(1.535336188319500e-4f);
+  p = p * f + VSet1(1.339887440266574e-3f);
+  p = p * f + VSet1(9.618437357674640e-3f);
+  p = p * f + VSet1(5.550332471162809e-2f);
+  p = p * f + VSet1(2.402264791363012e-1f);
+  p = p * f + VSet1(6.931472028550421e-1f);
+  p = p * f + VSet1(1.0f);
+  const IVec bits = (__builtin_convertvector(n, IVec) + 127) << 23;
+  Vec scale;
+  std::memcpy(&scale, &bits, sizeof(scale));
+  return live ? p * scale : VZero();
+}
+inline Vec VFromHalf(const uint16_t* p) {
+  return Vec{HalfToFloat(p[0]), HalfToFloat(p[1]), HalfToFloat(p[2]), HalfToFloat(p[3])};
+}
+inline Vec VFromBf16(const uint16_t* p) {
+  return Vec{BFloat16ToFloat(p[0]), BFloat16ToFloat(p[1]), BFloat16ToFloat(p[2]), BFloat16ToFloat(p[3])};
+}
 #include "cpu_tile_body.inc"
 }  // namespace cpu_generic
 
 #ifdef HBSA_CPU_X86
-// Cephes exp2f: 2^f = 1 + f * P(f) on [-0.5, 0.5], relative error about 2e-7.
+// Cephes exp2f: 2^f = 1 + f * P(f) on [-0.5, 0.5], relative error about 2e-7 (the generic
+// version above spells out the same polynomial).
 #define HBSA_EXP2_POLY(FMA, SET1, f)                                               \
   FMA(FMA(FMA(FMA(FMA(FMA(SET1(1.535336188319500e-4f), f, SET1(1.339887440266574e-3f)), f, \
                       SET1(9.618437357674640e-3f)), f, SET1(5.550332471162809e-2f)), f,     \
