@@ -1,7 +1,9 @@
 // attention_kernel.cuh: the fp16/bf16 tensor-core forward kernel (FlashAttention-2 style).
 //
-// One CTA per (query tile t, query head h): kBlockM query rows, kBlockM / 16 warps, each warp
-// owning 16 rows. The CTA walks the visit list of (KV head h / group, t) built by the planner:
+// One CTA per (query tile t, query head h): kBlockM query rows, 4 warps, each warp owning
+// kBlockM / 4 rows as one or two m16 row atoms (two for D <= 128, so every K and V fragment
+// loaded from shared memory feeds two MMAs). Each 64-row half of the tile has its own flags in
+// the visit entry: a warp skips key tiles its half does not need. The CTA walks the visit list of (KV head h / group, t) built by the planner:
 // only live key tiles of kBlockN = 64 rows are ever loaded. K/V tiles are double-buffered in
 // shared memory with cp.async (tile it + 1 loads while tile it is computed); Q stays in shared
 // memory. S = Q K^T and O += P V use mma.sync m16n8k16 with fp32 accumulators; operands come
@@ -24,16 +26,17 @@ namespace hbsa::cuda_internal {
 template <typename T, int kD, int kBlockM>
 struct TcConfig {
   static_assert(kD % 64 == 0 && kD <= 256, "compiled head dims are 64, 128, 256");
-  static_assert(kBlockM % 16 == 0 && kBlockM <= 128, "one warp per 16 query rows");
   static constexpr int kBlockN = 64;                // key rows per tile
-  static constexpr int kWarps = kBlockM / 16;
+  static constexpr int kWarps = 4;
   static constexpr int kThreads = kWarps * 32;
+  static constexpr int kWarpRows = kBlockM / kWarps;  // 16 or 32
+  static constexpr int kAtoms = kWarpRows / 16;       // m16 row atoms per warp
+  static_assert(kWarpRows == 16 || kWarpRows == 32, "a warp owns one or two m16 atoms");
+  static_assert(kHalfRows % kWarpRows == 0, "a warp's rows lie in one 64-row half");
   static constexpr int kChunks = kD / 8;            // 16-byte chunks per smem row
   static constexpr int kQElems = kBlockM * kD;      // sQ [kBlockM, kD]
   static constexpr int kKVElems = kBlockN * kD;     // one stage of sK or sV [kBlockN, kD]
   static constexpr size_t kSmemBytes = size_t{kQElems + 4 * kKVElems} * sizeof(T);
-  // Two CTAs per SM where the register file allows (at most 128 registers per thread).
-  static constexpr int kMinBlocks = kD <= 128 ? 2 : 1;
 };
 
 // Element offset of (row, 16-byte chunk) in a swizzled [rows, kD] tile: the chunk index is
@@ -68,11 +71,11 @@ __device__ __forceinline__ void LoadTile(T* s, const T* g, int64_t row_stride, i
 }
 
 template <typename T, int kD, int kBlockM>
-__global__ void __launch_bounds__(TcConfig<T, kD, kBlockM>::kThreads,
-                                  TcConfig<T, kD, kBlockM>::kMinBlocks)
+__global__ void __launch_bounds__(TcConfig<T, kD, kBlockM>::kThreads, 2)
     TcAttentionKernel(const KernelParams p) {
   using Cfg = TcConfig<T, kD, kBlockM>;
   constexpr int kBlockN = Cfg::kBlockN;
+  constexpr int kAtoms = Cfg::kAtoms;
   extern __shared__ __align__(128) unsigned char smem_raw[];
   T* sQ = reinterpret_cast<T*>(smem_raw);  // [kBlockM, kD] swizzled
   T* sK = sQ + Cfg::kQElems;               // [2 stages][kBlockN, kD]
@@ -109,12 +112,25 @@ __global__ void __launch_bounds__(TcConfig<T, kD, kBlockM>::kThreads,
   CpAsyncCommit();
 
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-  float acc_o[kD / 8][4];  // rO: this thread's part of O [16 rows, kD] of the warp
+  const int warp_row0 = warp * Cfg::kWarpRows;  // first tile row of this warp
+  const int half = warp_row0 / kHalfRows;
+  float acc_o[kAtoms][kD / 8][4];  // rO: this thread's part of O [kWarpRows, kD]
 #pragma unroll
-  for (int i = 0; i < kD / 8; ++i) acc_o[i][0] = acc_o[i][1] = acc_o[i][2] = acc_o[i][3] = 0.f;
-  float row_max[2] = {-INFINITY, -INFINITY};  // rows lane/4 and lane/4 + 8, log2 domain
-  float row_sum[2] = {0.f, 0.f};              // this thread's partial sums of those rows
-  const int64_t my_row[2] = {tr.row0 + warp * 16 + (lane >> 2), tr.row0 + warp * 16 + (lane >> 2) + 8};
+  for (int a = 0; a < kAtoms; ++a)
+#pragma unroll
+    for (int i = 0; i < kD / 8; ++i) acc_o[a][i][0] = acc_o[a][i][1] = acc_o[a][i][2] = acc_o[a][i][3] = 0.f;
+  // Rows (lane / 4) and (lane / 4 + 8) of each atom; log2-domain running max, partial sums.
+  float row_max[kAtoms][2], row_sum[kAtoms][2];
+  int64_t my_row[kAtoms][2];
+#pragma unroll
+  for (int a = 0; a < kAtoms; ++a) {
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+      row_max[a][r] = -INFINITY;
+      row_sum[a][r] = 0.f;
+      my_row[a][r] = tr.row0 + warp_row0 + a * 16 + (lane >> 2) + r * 8;
+    }
+  }
 
   for (int32_t it = 0; it < n_visits; ++it) {
     const uint32_t entry = next_entry;
@@ -126,97 +142,122 @@ __global__ void __launch_bounds__(TcConfig<T, kD, kBlockM>::kThreads,
       load_kv(next_entry, stage ^ 1);
     }
     CpAsyncCommit();
+    const uint32_t flags = HalfFlags(entry, half);
+    if ((flags & kHalfLive) == 0) continue;  // this warp's half needs nothing from the tile
     const T* cK = sK + stage * Cfg::kKVElems;
     const T* cV = sV + stage * Cfg::kKVElems;
 
-    // rS = Q K^T for this warp's 16 rows x 64 keys.
-    float acc_s[kBlockN / 8][4];
+    // rS = Q K^T for this warp's rows x 64 keys.
+    float acc_s[kAtoms][kBlockN / 8][4];
 #pragma unroll
-    for (int i = 0; i < kBlockN / 8; ++i) acc_s[i][0] = acc_s[i][1] = acc_s[i][2] = acc_s[i][3] = 0.f;
+    for (int a = 0; a < kAtoms; ++a)
+#pragma unroll
+      for (int i = 0; i < kBlockN / 8; ++i) acc_s[a][i][0] = acc_s[a][i][1] = acc_s[a][i][2] = acc_s[a][i][3] = 0.f;
 #pragma unroll
     for (int kk = 0; kk < kD / 16; ++kk) {
-      uint32_t a[4];
-      LdMatrixX4(a, sQ + Swizzle<kD>(warp * 16 + (lane & 15), kk * 2 + (lane >> 4)));
+      uint32_t qa[kAtoms][4];
+#pragma unroll
+      for (int a = 0; a < kAtoms; ++a) {
+        LdMatrixX4(qa[a], sQ + Swizzle<kD>(warp_row0 + a * 16 + (lane & 15), kk * 2 + (lane >> 4)));
+      }
 #pragma unroll
       for (int np = 0; np < kBlockN / 16; ++np) {
         uint32_t b[4];
         LdMatrixX4(b, cK + Swizzle<kD>(np * 16 + (lane >> 4) * 8 + (lane & 7),
                                        kk * 2 + ((lane >> 3) & 1)));
-        MmaType<T>::Mma(acc_s[2 * np], a, b[0], b[1]);
-        MmaType<T>::Mma(acc_s[2 * np + 1], a, b[2], b[3]);
-      }
-    }
-
-    // Scale into the log2 domain; mask per element in partial tiles. The rule is evaluated in
-    // a rolled loop into a bit set (bit 4 * nt + e), so the register arrays stay indexed by
-    // constants and the mask code is emitted once.
-    const int64_t j0 = int64_t{entry & kTileIndexMask} * kBlockN;
-    uint32_t allowed = 0xffffffffu;
-    if (entry & kTilePartial) {
-      const bool single = (entry & kTileSingleBlock) != 0;
-      allowed = 0;
-#pragma unroll 1
-      for (int bit = 0; bit < 32; ++bit) {
-        const int64_t i = my_row[(bit >> 1) & 1];
-        const int64_t j = j0 + (bit >> 2) * 8 + 2 * (lane & 3) + (bit & 1);
-        bool ok = i < tr.lq && j < tr.lk;
-        if (ok) {
-          ok = single ? (!p.causal || CausalAllows(i, j, tr.lq, tr.lk))
-                      : ElementAllowed(p.layout, p.mask, p.causal, hk, tr.b, i, j);
+#pragma unroll
+        for (int a = 0; a < kAtoms; ++a) {
+          MmaType<T>::Mma(acc_s[a][2 * np], qa[a], b[0], b[1]);
+          MmaType<T>::Mma(acc_s[a][2 * np + 1], qa[a], b[2], b[3]);
         }
-        allowed |= uint32_t{ok} << bit;
-      }
-    }
-#pragma unroll
-    for (int nt = 0; nt < kBlockN / 8; ++nt) {
-#pragma unroll
-      for (int e = 0; e < 4; ++e) {
-        const float s = acc_s[nt][e] * p.scale_log2;
-        acc_s[nt][e] = (allowed >> (4 * nt + e)) & 1u ? s : -INFINITY;
       }
     }
 
-    // Online softmax, two rows per thread; a quad of 4 lanes shares a row.
+    // Mask per element in partial halves. The rule is evaluated in a rolled loop into a bit
+    // set (bit 4 * nt + e), so the register arrays stay indexed by constants and the mask code
+    // is emitted once.
+    const int64_t j0 = int64_t{entry & kTileIndexMask} * kBlockN;
+    uint32_t allowed[kAtoms];
 #pragma unroll
-    for (int r = 0; r < 2; ++r) {
-      float mx = row_max[r];
+    for (int a = 0; a < kAtoms; ++a) allowed[a] = 0xffffffffu;
+    if (flags & kHalfPartial) {
+      const bool single = (flags & kHalfSingleBlock) != 0;
 #pragma unroll
-      for (int nt = 0; nt < kBlockN / 8; ++nt) mx = fmaxf(mx, fmaxf(acc_s[nt][2 * r], acc_s[nt][2 * r + 1]));
-      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
-      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
-      const float m_use = mx == -INFINITY ? 0.f : mx;
-      const float alpha = Exp2(row_max[r] - m_use);
-      row_max[r] = mx;
-      float sum = 0.f;
-#pragma unroll
-      for (int nt = 0; nt < kBlockN / 8; ++nt) {
-        acc_s[nt][2 * r] = Exp2(acc_s[nt][2 * r] - m_use);
-        acc_s[nt][2 * r + 1] = Exp2(acc_s[nt][2 * r + 1] - m_use);
-        sum += acc_s[nt][2 * r] + acc_s[nt][2 * r + 1];
-      }
-      row_sum[r] = row_sum[r] * alpha + sum;
-#pragma unroll
-      for (int dt = 0; dt < kD / 8; ++dt) {
-        acc_o[dt][2 * r] *= alpha;
-        acc_o[dt][2 * r + 1] *= alpha;
+      for (int a = 0; a < kAtoms; ++a) {
+        uint32_t bits = 0;
+#pragma unroll 1
+        for (int bit = 0; bit < 32; ++bit) {
+          const int64_t i = my_row[a][(bit >> 1) & 1];
+          const int64_t j = j0 + (bit >> 2) * 8 + 2 * (lane & 3) + (bit & 1);
+          bool ok = i < tr.lq && j < tr.lk;
+          if (ok) {
+            ok = single ? (!p.causal || CausalAllows(i, j, tr.lq, tr.lk))
+                        : ElementAllowed(p.layout, p.mask, p.causal, hk, tr.b, i, j);
+          }
+          bits |= uint32_t{ok} << bit;
+        }
+        allowed[a] = bits;
       }
     }
 
-    // rO += P V: P (16 x 64) from the score registers, rounded to T.
+    // Online softmax in the log2 domain; a quad of 4 lanes shares a row.
+#pragma unroll
+    for (int a = 0; a < kAtoms; ++a) {
+#pragma unroll
+      for (int r = 0; r < 2; ++r) {
+        float mx = row_max[a][r];
+#pragma unroll
+        for (int nt = 0; nt < kBlockN / 8; ++nt) {
+#pragma unroll
+          for (int c = 0; c < 2; ++c) {
+            const int e = 2 * r + c;
+            const float s = acc_s[a][nt][e] * p.scale_log2;
+            acc_s[a][nt][e] = (allowed[a] >> (4 * nt + e)) & 1u ? s : -INFINITY;
+            mx = fmaxf(mx, acc_s[a][nt][e]);
+          }
+        }
+        mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+        mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+        const float m_use = mx == -INFINITY ? 0.f : mx;
+        const float alpha = Exp2(row_max[a][r] - m_use);
+        row_max[a][r] = mx;
+        float sum = 0.f;
+#pragma unroll
+        for (int nt = 0; nt < kBlockN / 8; ++nt) {
+          acc_s[a][nt][2 * r] = Exp2(acc_s[a][nt][2 * r] - m_use);
+          acc_s[a][nt][2 * r + 1] = Exp2(acc_s[a][nt][2 * r + 1] - m_use);
+          sum += acc_s[a][nt][2 * r] + acc_s[a][nt][2 * r + 1];
+        }
+        row_sum[a][r] = row_sum[a][r] * alpha + sum;
+#pragma unroll
+        for (int dt = 0; dt < kD / 8; ++dt) {
+          acc_o[a][dt][2 * r] *= alpha;
+          acc_o[a][dt][2 * r + 1] *= alpha;
+        }
+      }
+    }
+
+    // rO += P V: P from the score registers, rounded to T.
 #pragma unroll
     for (int ks = 0; ks < kBlockN / 16; ++ks) {
-      uint32_t a[4];
-      a[0] = MmaType<T>::Pack(acc_s[2 * ks][0], acc_s[2 * ks][1]);
-      a[1] = MmaType<T>::Pack(acc_s[2 * ks][2], acc_s[2 * ks][3]);
-      a[2] = MmaType<T>::Pack(acc_s[2 * ks + 1][0], acc_s[2 * ks + 1][1]);
-      a[3] = MmaType<T>::Pack(acc_s[2 * ks + 1][2], acc_s[2 * ks + 1][3]);
+      uint32_t pa[kAtoms][4];
+#pragma unroll
+      for (int a = 0; a < kAtoms; ++a) {
+        pa[a][0] = MmaType<T>::Pack(acc_s[a][2 * ks][0], acc_s[a][2 * ks][1]);
+        pa[a][1] = MmaType<T>::Pack(acc_s[a][2 * ks][2], acc_s[a][2 * ks][3]);
+        pa[a][2] = MmaType<T>::Pack(acc_s[a][2 * ks + 1][0], acc_s[a][2 * ks + 1][1]);
+        pa[a][3] = MmaType<T>::Pack(acc_s[a][2 * ks + 1][2], acc_s[a][2 * ks + 1][3]);
+      }
 #pragma unroll
       for (int dp = 0; dp < kD / 16; ++dp) {
         uint32_t b[4];
         LdMatrixX4Trans(b, cV + Swizzle<kD>(ks * 16 + ((lane >> 3) & 1) * 8 + (lane & 7),
                                             dp * 2 + (lane >> 4)));
-        MmaType<T>::Mma(acc_o[2 * dp], a, b[0], b[1]);
-        MmaType<T>::Mma(acc_o[2 * dp + 1], a, b[2], b[3]);
+#pragma unroll
+        for (int a = 0; a < kAtoms; ++a) {
+          MmaType<T>::Mma(acc_o[a][2 * dp], pa[a], b[0], b[1]);
+          MmaType<T>::Mma(acc_o[a][2 * dp + 1], pa[a], b[2], b[3]);
+        }
       }
     }
   }
@@ -226,30 +267,31 @@ __global__ void __launch_bounds__(TcConfig<T, kD, kBlockM>::kThreads,
   T* gO = static_cast<T*>(p.out) +
           (int64_t{p.layout.cu_seqlens_q[tr.b]} + tr.row0) * q_stride + int64_t{h} * d;
 #pragma unroll
-  for (int r = 0; r < 2; ++r) {
-    float l = row_sum[r];
-    l += __shfl_xor_sync(0xffffffffu, l, 1);
-    l += __shfl_xor_sync(0xffffffffu, l, 2);
-    if (my_row[r] >= tr.lq) continue;
-    const float inv = l > 0.f ? 1.f / l : 0.f;
-    T* row_out = gO + (my_row[r] - tr.row0) * q_stride;
+  for (int a = 0; a < kAtoms; ++a) {
 #pragma unroll
-    for (int dt = 0; dt < kD / 8; ++dt) {
-      const int col = dt * 8 + 2 * (lane & 3);
-      const float x0 = acc_o[dt][2 * r] * inv, x1 = acc_o[dt][2 * r + 1] * inv;
-      if ((d & 1) == 0) {
-        if (col < d) {
-          *reinterpret_cast<uint32_t*>(row_out + col) = MmaType<T>::Pack(x0, x1);
+    for (int r = 0; r < 2; ++r) {
+      float l = row_sum[a][r];
+      l += __shfl_xor_sync(0xffffffffu, l, 1);
+      l += __shfl_xor_sync(0xffffffffu, l, 2);
+      if (my_row[a][r] >= tr.lq) continue;
+      const float inv = l > 0.f ? 1.f / l : 0.f;
+      T* row_out = gO + (my_row[a][r] - tr.row0) * q_stride;
+#pragma unroll
+      for (int dt = 0; dt < kD / 8; ++dt) {
+        const int col = dt * 8 + 2 * (lane & 3);
+        const float x0 = acc_o[a][dt][2 * r] * inv, x1 = acc_o[a][dt][2 * r + 1] * inv;
+        if ((d & 1) == 0) {
+          if (col < d) *reinterpret_cast<uint32_t*>(row_out + col) = MmaType<T>::Pack(x0, x1);
+        } else {
+          if (col < d) row_out[col] = MmaType<T>::FromFloat(x0);
+          if (col + 1 < d) row_out[col + 1] = MmaType<T>::FromFloat(x1);
         }
-      } else {
-        if (col < d) row_out[col] = MmaType<T>::FromFloat(x0);
-        if (col + 1 < d) row_out[col + 1] = MmaType<T>::FromFloat(x1);
       }
-    }
-    if (p.lse != nullptr && (lane & 3) == 0) {
-      const int64_t grow = int64_t{p.layout.cu_seqlens_q[tr.b]} + my_row[r];
-      p.lse[grow * p.num_heads_q + h] =
-          l > 0.f ? (row_max[r] + __log2f(l)) * 0.6931471805599453f : -INFINITY;
+      if (p.lse != nullptr && (lane & 3) == 0) {
+        const int64_t grow = int64_t{p.layout.cu_seqlens_q[tr.b]} + my_row[a][r];
+        p.lse[grow * p.num_heads_q + h] =
+            l > 0.f ? (row_max[a][r] + __log2f(l)) * 0.6931471805599453f : -INFINITY;
+      }
     }
   }
 }

@@ -11,14 +11,15 @@ namespace {
 
 template <typename T>
 cudaError_t LaunchHalfPrecision(const KernelParams& p, cudaStream_t stream) {
-  const bool wide = p.tile.block_m == 128;
+  // The tile rows chosen by ChooseTile must match the compiled instance.
+  const int rows = p.tile.block_m;
   switch (CompiledHeadDim(p.head_dim)) {
     case 64:
-      return wide ? LaunchTensorCore<T, 64, 128>(p, stream) : LaunchTensorCore<T, 64, 64>(p, stream);
+      return rows == 128 ? LaunchTensorCore<T, 64, 128>(p, stream) : LaunchTensorCore<T, 64, 64>(p, stream);
     case 128:
-      return wide ? LaunchTensorCore<T, 128, 128>(p, stream) : LaunchTensorCore<T, 128, 64>(p, stream);
+      return rows == 128 ? LaunchTensorCore<T, 128, 128>(p, stream) : LaunchTensorCore<T, 128, 64>(p, stream);
     case 256:
-      return wide ? cudaErrorInvalidConfiguration : LaunchTensorCore<T, 256, 64>(p, stream);
+      return rows == 64 ? LaunchTensorCore<T, 256, 64>(p, stream) : cudaErrorInvalidConfiguration;
     default:
       return cudaErrorInvalidConfiguration;
   }

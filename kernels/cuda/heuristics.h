@@ -1,13 +1,16 @@
 // heuristics.h (internal): tile choices as pure functions of the request (host only).
 //
-// Tensor-core path (fp16/bf16): key tiles are always 64 rows (kBlockN). Query tiles are 128 rows
-// (8 warps) when the query block size is a multiple of 128, so a tile never straddles two mask
-// blocks with different bits and each key tile is read once per 128 query rows; otherwise 64
-// rows (4 warps), so 64-row mask blocks map one-to-one onto tiles and a sparse mask does not
-// pay for the union of two blocks' key sets (at 90 % sparsity that union nearly doubles the
-// work). Head dims above 128 use 64-row tiles only: the 256-wide O accumulator needs the whole
-// register budget of one CTA per SM.
-//
+// Tensor-core path (fp16/bf16): key tiles are always 64 rows.
+// * Query block size a multiple of 128 (and D <= 128): 128-row tiles on 4 warps of 32 rows, so
+//   each K/V fragment read from shared memory feeds two MMAs. On an H100 this ran at 266-282
+//   effective TFLOP/s on the 128-row rows of the ANCHORS grid, against 209-257 for 4 warps of 16
+//   rows (docs/KERNEL.md, v1 -> v2).
+// * Otherwise: 64-row tiles on 4 warps of 16 rows. With 64-row mask blocks, a 128-row tile
+//   must load the union of two blocks' key tiles and leaves half its warps idle on the tiles
+//   only one block needs (each 64-row half has its own visit flags): measured 155-181 TFLOP/s
+//   against 175-206 for 64-row tiles (v2 vs v1), so 64-row tiles win there.
+// * D > 128: 64-row tiles of 16-row warps: the 256-wide O accumulator takes the register
+//   budget of two row atoms.
 // fp32 path (SIMT, exact): 32 x 32 tiles keep K, V and Q of D = 256 in about 97 KB of shared
 // memory.
 #ifndef HBSA_CUDA_HEURISTICS_H_

@@ -15,14 +15,22 @@
 
 namespace hbsa::cuda_internal {
 
-// A visit-list entry: the sequence-local key tile index in the low 30 bits, plus flags.
-inline constexpr uint32_t kTileIndexMask = (1u << 30) - 1;
-// Some pairs of the tile are not allowed (causal cut, mask blocks that differ inside the tile,
-// or the tile runs past the sequence end): mask per element.
-inline constexpr uint32_t kTilePartial = 1u << 31;
-// The tile lies inside one (query block, key block) pair whose bit is on, so only the causal
+// A visit-list entry: the sequence-local key tile index in the low 26 bits, plus three flags
+// for each 64-row half of the query tile (half 0 = rows [0, 64), half 1 = rows [64, 128)), so
+// a 128-row tile over 64-row mask blocks computes each half only where its own block is on.
+inline constexpr uint32_t kTileIndexMask = (1u << 26) - 1;
+inline constexpr int kHalfRows = 64;
+// Shift of half h's flags.
+HBSA_HD constexpr int HalfShift(int half) { return 26 + 3 * half; }
+// The half has at least one allowed pair in this key tile.
+inline constexpr uint32_t kHalfLive = 1u;
+// Some pairs of the half are not allowed (causal cut, mask blocks that differ inside it, or
+// the tile runs past the sequence end): mask per element.
+inline constexpr uint32_t kHalfPartial = 2u;
+// The half lies inside one (query block, key block) pair whose bit is on, so only the causal
 // rule and the sequence end can remove elements (no mask look-up per element).
-inline constexpr uint32_t kTileSingleBlock = 1u << 30;
+inline constexpr uint32_t kHalfSingleBlock = 4u;
+HBSA_HD uint32_t HalfFlags(uint32_t entry, int half) { return (entry >> HalfShift(half)) & 7u; }
 
 // Compute-tile geometry of one request; a pure function of the arguments (heuristics.h).
 struct TileShape {
@@ -41,7 +49,8 @@ struct KernelParams {
   int32_t num_heads_k = 0;   // Hk
   int32_t head_dim = 0;      // D (the kernel's compiled tile may be wider; extra columns are 0)
   int32_t group = 1;         // Hq / Hk
-  float scale_log2 = 0.f;    // softmax scale * log2(e): scores are kept in the log2 domain
+  float scale = 0.f;         // softmax scale (fp32 kernel: natural-log domain)
+  float scale_log2 = 0.f;    // softmax scale * log2(e) (tensor-core kernel: log2 domain)
   bool causal = false;       // bottom-right causal rule
   BlockLayout layout;        // device view of the block geometry (arrays in the device buffer)
   MaskView mask;             // device view of the mask (dense or compact)

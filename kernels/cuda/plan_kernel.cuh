@@ -2,8 +2,8 @@
 // attention kernels iterate, on the GPU, so a request needs no host round trip.
 //
 // One warp per row (KV head hk, query tile t). Lanes classify 32 key tiles of the tile's
-// sequence at a time with hbsa::TileCoverage and compact the live ones in ascending order with
-// a ballot. A row's slots start at hk * plane_slots + q_tile_base[t] and hold at most the number
+// sequence at a time with hbsa::TileCoverage (once per 64-row half of the query tile) and
+// compact the live ones in ascending order with a ballot. A row's slots start at hk * plane_slots + q_tile_base[t] and hold at most the number
 // of key tiles of its sequence, so rows never collide and no global scan is needed.
 #ifndef HBSA_CUDA_PLAN_KERNEL_CUH_
 #define HBSA_CUDA_PLAN_KERNEL_CUH_
@@ -26,23 +26,29 @@ __global__ void __launch_bounds__(kPlanWarpsPerBlock * 32)
   const int64_t i0 = tr.row0, i1 = MinI64(tr.row0 + p.tile.block_m, tr.lq);
   const int64_t num_k_tiles = CeilDiv(tr.lk, p.tile.block_n);
   uint32_t* out = p.visits + hk * p.plane_slots + p.q_tile_base[t];
-  const bool single_q_block = L.QBlockOf(tr.b, i0) == L.QBlockOf(tr.b, i1 - 1);
   int32_t count = 0;
   for (int64_t base = 0; base < num_k_tiles; base += 32) {
     const int64_t kt = base + lane;
     uint32_t entry = 0;
-    bool live = false;
     if (kt < num_k_tiles) {
       const int64_t j0 = kt * p.tile.block_n;
       const int64_t j1_full = j0 + p.tile.block_n;
       const int64_t j1 = MinI64(j1_full, tr.lk);
-      const Coverage c = TileCoverage(L, p.mask, p.causal, hk, tr.b, i0, i1, j0, j1);
-      live = c != Coverage::kNone;
-      const bool single = single_q_block && L.KBlockOf(tr.b, j0) == L.KBlockOf(tr.b, j1 - 1);
-      entry = static_cast<uint32_t>(kt) |
-              (c == Coverage::kPartial || j1 < j1_full ? kTilePartial : 0u) |
-              (single ? kTileSingleBlock : 0u);
+      const bool single_k_block = L.KBlockOf(tr.b, j0) == L.KBlockOf(tr.b, j1 - 1);
+      for (int half = 0; half * kHalfRows < p.tile.block_m; ++half) {
+        const int64_t h0 = i0 + half * kHalfRows, h1 = MinI64(h0 + kHalfRows, i1);
+        if (h0 >= h1) break;
+        const Coverage c = TileCoverage(L, p.mask, p.causal, hk, tr.b, h0, h1, j0, j1);
+        if (c == Coverage::kNone) continue;
+        const bool single = single_k_block && L.QBlockOf(tr.b, h0) == L.QBlockOf(tr.b, h1 - 1);
+        const uint32_t flags = kHalfLive |
+                               (c == Coverage::kPartial || j1 < j1_full ? kHalfPartial : 0u) |
+                               (single ? kHalfSingleBlock : 0u);
+        entry |= flags << HalfShift(half);
+      }
+      if (entry != 0) entry |= static_cast<uint32_t>(kt);
     }
+    const bool live = entry != 0;
     const unsigned ballot = __ballot_sync(0xffffffffu, live);
     if (live) out[count + __popc(ballot & ((1u << lane) - 1u))] = entry;
     count += __popc(ballot);

@@ -1,6 +1,7 @@
 // simt_fp32.cu: the fp32 forward kernel, in true fp32 on the CUDA cores (no TF32), and its
 // launch. Same visit lists, same masking rule and the same online softmax as the tensor-core
-// kernel, written for clarity over speed: fp32 requests are for exactness.
+// kernel (natural-log domain here), written for clarity over speed: fp32 requests are for
+// exactness.
 //
 // One CTA (8 warps) per (32-row query tile, query head); each warp owns 4 query rows. For each
 // live 32-key tile, lane j scores key j for each of the warp's rows, then every lane
@@ -59,15 +60,18 @@ __global__ void __launch_bounds__(kWarps * 32) SimtFp32Kernel(const KernelParams
       sV[r * d + c] = ok ? gV[(j0 + r) * kv_stride + c] : 0.f;
     }
     __syncthreads();
-    const bool partial = (entry & kTilePartial) != 0;
-    const bool single = (entry & kTileSingleBlock) != 0;
+    const uint32_t flags = HalfFlags(entry, 0);  // 32-row tiles: one half
+    const bool partial = (flags & kHalfPartial) != 0;
+    const bool single = (flags & kHalfSingleBlock) != 0;
 #pragma unroll
     for (int r = 0; r < kRowsPerWarp; ++r) {
       const int row = warp * kRowsPerWarp + r;
       const int64_t i = tr.row0 + row, j = j0 + lane;
-      float s = 0.f;
-      for (int c = 0; c < d; ++c) s = fmaf(sQ[row * d + c], sK[lane * kd_pad + c], s);
-      s *= p.scale_log2;
+      // The dot product accumulates in fp64 (cheap on sm_90) so the score, and with it the LSE,
+      // stays within fp32 rounding of the float64 reference for any D.
+      double dot = 0.0;
+      for (int c = 0; c < d; ++c) dot = fma(double(sQ[row * d + c]), double(sK[lane * kd_pad + c]), dot);
+      float s = static_cast<float>(dot * double(p.scale));
       if (partial) {
         bool ok = i < tr.lq && j < tr.lk;
         if (ok) {
@@ -80,9 +84,9 @@ __global__ void __launch_bounds__(kWarps * 32) SimtFp32Kernel(const KernelParams
       for (int o = 16; o > 0; o >>= 1) mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, o));
       mx = fmaxf(mx, row_max[r]);
       const float m_use = mx == -INFINITY ? 0.f : mx;
-      const float alpha = exp2f(row_max[r] - m_use);
+      const float alpha = expf(row_max[r] - m_use);
       row_max[r] = mx;
-      const float pr = exp2f(s - m_use);
+      const float pr = expf(s - m_use);
       float sum = pr;
       for (int o = 16; o > 0; o >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, o);
       row_sum[r] = row_sum[r] * alpha + sum;
@@ -113,7 +117,7 @@ __global__ void __launch_bounds__(kWarps * 32) SimtFp32Kernel(const KernelParams
     }
     if (p.lse != nullptr && lane == 0) {
       p.lse[(q_row0 + row) * p.num_heads_q + h] =
-          l > 0.f ? (row_max[r] + log2f(l)) * 0.69314718055994531f : -INFINITY;
+          l > 0.f ? row_max[r] + logf(l) : -INFINITY;
     }
   }
 }
