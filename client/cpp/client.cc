@@ -94,6 +94,7 @@ std::shared_ptr<grpc::Channel> MakeChannel(std::string_view target, const Channe
     args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, options.keepalive_seconds * 1000);
     args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 10000);
   }
+  if (options.local_subchannel_pool) args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
   return grpc::CreateCustomChannel(NormalizeTarget(target), grpc::InsecureChannelCredentials(),
                                    args);
 }

@@ -117,6 +117,9 @@ struct ChannelOptions {
   std::string load_balancing_policy = "round_robin";
   // Keepalive pings on idle connections, so a vanished pod is noticed; 0 = off.
   int keepalive_seconds = 30;
+  // Give this channel its own connections instead of sharing gRPC's process-wide pool (whose
+  // connection to an address that recently failed keeps backing off for every channel).
+  bool local_subchannel_pool = false;
 };
 
 // Turns the user's target into a gRPC target URI: "host:port" stays as is (resolved by DNS);
