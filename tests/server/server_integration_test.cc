@@ -207,6 +207,8 @@ TEST_F(ServerTest, MalformedRequestsAreRefusedAndTheServerStaysHealthy) {
     v1::AttendResponse resp;
     const grpc::Status s = Attend(bad, &resp);
     EXPECT_EQ(s.error_code(), m.code) << m.what << ": " << s.error_message();
+    std::printf("[malformed] %-30s -> %d %s\n", m.what, static_cast<int>(s.error_code()),
+                s.error_message().c_str());
     EXPECT_NE(s.error_message().find(m.field), std::string::npos)
         << m.what << ": message does not name " << m.field << ": " << s.error_message();
     // The next valid request still succeeds.
