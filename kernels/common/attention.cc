@@ -81,7 +81,13 @@ int64_t AllowedPairs(const AttentionArgs& args) {
       for (int64_t e = visits.offsets[r]; e < visits.offsets[r + 1]; ++e) {
         const int32_t j = visits.k_blocks[e];
         const int64_t j0 = layout.KBlockFirstRow(b, j), j1 = layout.KBlockEndRow(b, j);
-        for (int64_t row = layout.QBlockFirstRow(i); row < layout.QBlockEndRow(i); ++row) {
+        const int64_t i0 = layout.QBlockFirstRow(i), i1 = layout.QBlockEndRow(i);
+        if (visits.coverage[e] == Coverage::kFull) {
+          pairs += (i1 - i0) * (j1 - j0);
+          continue;
+        }
+        // Causal diagonal: only these few blocks need a per-row count.
+        for (int64_t row = i0; row < i1; ++row) {
           const int64_t lim = MinI64(j1, CausalKeyLimit(args.causal, row, lq, lk));
           pairs += MaxI64(0, lim - j0);
         }
