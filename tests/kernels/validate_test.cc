@@ -92,6 +92,10 @@ TEST_F(ValidateTest, NumHeadsQZero) {
   args_.num_heads_q = 0;
   ExpectRejected("num_heads_q");
 }
+TEST_F(ValidateTest, NumHeadsQTooMany) {
+  args_.num_heads_q = kMaxHeads + 2;
+  ExpectRejected("num_heads_q");
+}
 TEST_F(ValidateTest, NumHeadsQNotMultipleOfK) {
   args_.num_heads_q = 3;
   ExpectRejected("num_heads_q");
