@@ -2,6 +2,7 @@
 // backend and on the fast CPU backend (each kernel set this CPU runs, 1 and 2 threads), judged
 // by golden::Compare under the SEMANTICS.md tolerances, LSE included. Outputs are pre-filled
 // with NaN; the max errors are printed per case.
+#include <cctype>
 #include <cmath>
 #include <cstdio>
 #include <limits>
