@@ -2,5 +2,5 @@
 #include "attention_launch.cuh"
 
 namespace hbsa::cuda_internal {
-template cudaError_t LaunchTensorCore<__half, 256, 64>(const KernelParams&, cudaStream_t);
+template cudaError_t LaunchTensorCore<__half, 256, 64, 64>(const KernelParams&, cudaStream_t);
 }  // namespace hbsa::cuda_internal

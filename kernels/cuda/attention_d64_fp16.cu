@@ -2,6 +2,6 @@
 #include "attention_launch.cuh"
 
 namespace hbsa::cuda_internal {
-template cudaError_t LaunchTensorCore<__half, 64, 64>(const KernelParams&, cudaStream_t);
-template cudaError_t LaunchTensorCore<__half, 64, 128>(const KernelParams&, cudaStream_t);
+template cudaError_t LaunchTensorCore<__half, 64, 64, 64>(const KernelParams&, cudaStream_t);
+template cudaError_t LaunchTensorCore<__half, 64, 128, 64>(const KernelParams&, cudaStream_t);
 }  // namespace hbsa::cuda_internal

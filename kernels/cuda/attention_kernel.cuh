@@ -1,8 +1,8 @@
 // attention_kernel.cuh: the fp16/bf16 tensor-core forward kernel (FlashAttention-2 style).
 //
-// One CTA per (query tile t, query head h): kBlockM query rows, 4 warps, each warp owning
-// kBlockM / 4 rows as one or two m16 row atoms (two for D <= 128, so every K and V fragment
-// loaded from shared memory feeds two MMAs). Each 64-row half of the tile has its own flags in
+// One CTA per (query tile t, query head h): kBlockM query rows on 4 warps; each warp owns 32
+// rows (two m16 row atoms, 128-row tiles of D <= 128, so every K and V fragment loaded from
+// shared memory feeds two MMAs) or 16 rows (64-row tiles). Each 64-row half of the tile has its own flags in
 // the visit entry: a warp skips key tiles its half does not need. The CTA walks the visit list of (KV head h / group, t) built by the planner:
 // only live key tiles of kBlockN = 64 rows are ever loaded. K/V tiles are double-buffered in
 // shared memory with cp.async (tile it + 1 loads while tile it is computed); Q stays in shared
@@ -23,14 +23,19 @@
 
 namespace hbsa::cuda_internal {
 
-template <typename T, int kD, int kBlockM>
+template <typename T, int kD, int kBlockM, int kBlockN_>
 struct TcConfig {
   static_assert(kD % 64 == 0 && kD <= 256, "compiled head dims are 64, 128, 256");
-  static constexpr int kBlockN = 64;                // key rows per tile
-  static constexpr int kWarps = 4;
+  static_assert(kBlockN_ == 32 || kBlockN_ == 64, "key tiles of 32 or 64 rows");
+  static constexpr int kBlockN = kBlockN_;          // key rows per tile
+  // Rows per warp: 32 (two m16 atoms sharing each K/V fragment) for 128-row tiles of D <= 128;
+  // 16 otherwise (64-row tiles keep 4 warps; D = 256 needs the registers).
+  static constexpr int kWarpRows = kD <= 128 && kBlockM == 128 ? 32 : 16;
+  static constexpr int kWarps = kBlockM / kWarpRows;
   static constexpr int kThreads = kWarps * 32;
-  static constexpr int kWarpRows = kBlockM / kWarps;  // 16 or 32
   static constexpr int kAtoms = kWarpRows / 16;       // m16 row atoms per warp
+  // CTAs per SM the kernel is built for (registers: 64K / (threads * 255) rounded down).
+  static constexpr int kMinBlocks = kThreads <= 64 ? 4 : 2;
   static_assert(kWarpRows == 16 || kWarpRows == 32, "a warp owns one or two m16 atoms");
   static_assert(kHalfRows % kWarpRows == 0, "a warp's rows lie in one 64-row half");
   static constexpr int kChunks = kD / 8;            // 16-byte chunks per smem row
@@ -70,10 +75,11 @@ __device__ __forceinline__ void LoadTile(T* s, const T* g, int64_t row_stride, i
   }
 }
 
-template <typename T, int kD, int kBlockM>
-__global__ void __launch_bounds__(TcConfig<T, kD, kBlockM>::kThreads, 2)
+template <typename T, int kD, int kBlockM, int kBlockN_>
+__global__ void __launch_bounds__(TcConfig<T, kD, kBlockM, kBlockN_>::kThreads,
+                                  TcConfig<T, kD, kBlockM, kBlockN_>::kMinBlocks)
     TcAttentionKernel(const KernelParams p) {
-  using Cfg = TcConfig<T, kD, kBlockM>;
+  using Cfg = TcConfig<T, kD, kBlockM, kBlockN_>;
   constexpr int kBlockN = Cfg::kBlockN;
   constexpr int kAtoms = Cfg::kAtoms;
   extern __shared__ __align__(128) unsigned char smem_raw[];
@@ -174,8 +180,8 @@ __global__ void __launch_bounds__(TcConfig<T, kD, kBlockM>::kThreads, 2)
     }
 
     // Mask per element in partial halves. The rule is evaluated in a rolled loop into a bit
-    // set (bit 4 * nt + e), so the register arrays stay indexed by constants and the mask code
-    // is emitted once.
+    // set (bit 4 * nt + e, kBlockN / 2 bits), so the register arrays stay indexed by constants
+    // and the mask code is emitted once.
     const int64_t j0 = int64_t{entry & kTileIndexMask} * kBlockN;
     uint32_t allowed[kAtoms];
 #pragma unroll
@@ -186,7 +192,7 @@ __global__ void __launch_bounds__(TcConfig<T, kD, kBlockM>::kThreads, 2)
       for (int a = 0; a < kAtoms; ++a) {
         uint32_t bits = 0;
 #pragma unroll 1
-        for (int bit = 0; bit < 32; ++bit) {
+        for (int bit = 0; bit < kBlockN / 2; ++bit) {
           const int64_t i = my_row[a][(bit >> 1) & 1];
           const int64_t j = j0 + (bit >> 2) * 8 + 2 * (lane & 3) + (bit & 1);
           bool ok = i < tr.lq && j < tr.lk;

@@ -8,11 +8,11 @@
 
 namespace hbsa::cuda_internal {
 
-template <typename T, int kD, int kBlockM>
+template <typename T, int kD, int kBlockM, int kBlockN>
 cudaError_t LaunchTensorCore(const KernelParams& p, cudaStream_t stream) {
-  using Cfg = TcConfig<T, kD, kBlockM>;
+  using Cfg = TcConfig<T, kD, kBlockM, kBlockN>;
   if (p.num_q_tiles == 0 || p.num_heads_q == 0) return cudaSuccess;
-  auto kernel = TcAttentionKernel<T, kD, kBlockM>;
+  auto kernel = TcAttentionKernel<T, kD, kBlockM, kBlockN>;
   cudaError_t err = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                          static_cast<int>(Cfg::kSmemBytes));
   if (err != cudaSuccess) return err;

@@ -12,17 +12,24 @@ namespace {
 template <typename T>
 cudaError_t LaunchHalfPrecision(const KernelParams& p, cudaStream_t stream) {
   // The tile rows chosen by ChooseTile must match the compiled instance.
-  const int rows = p.tile.block_m;
+  const bool wide = p.tile.block_m == 128 && p.tile.block_n == 64;
+  const bool narrow = p.tile.block_m == 64 && p.tile.block_n == 64;
   switch (CompiledHeadDim(p.head_dim)) {
     case 64:
-      return rows == 128 ? LaunchTensorCore<T, 64, 128>(p, stream) : LaunchTensorCore<T, 64, 64>(p, stream);
+      if (wide) return LaunchTensorCore<T, 64, 128, 64>(p, stream);
+      if (narrow) return LaunchTensorCore<T, 64, 64, 64>(p, stream);
+      break;
     case 128:
-      return rows == 128 ? LaunchTensorCore<T, 128, 128>(p, stream) : LaunchTensorCore<T, 128, 64>(p, stream);
+      if (wide) return LaunchTensorCore<T, 128, 128, 64>(p, stream);
+      if (narrow) return LaunchTensorCore<T, 128, 64, 64>(p, stream);
+      break;
     case 256:
-      return rows == 64 ? LaunchTensorCore<T, 256, 64>(p, stream) : cudaErrorInvalidConfiguration;
+      if (p.tile.block_m == 64 && p.tile.block_n == 64) return LaunchTensorCore<T, 256, 64, 64>(p, stream);
+      break;
     default:
-      return cudaErrorInvalidConfiguration;
+      break;
   }
+  return cudaErrorInvalidConfiguration;
 }
 
 }  // namespace

@@ -8,7 +8,8 @@
 // * Otherwise: 64-row tiles on 4 warps of 16 rows. With 64-row mask blocks, a 128-row tile
 //   must load the union of two blocks' key tiles and leaves half its warps idle on the tiles
 //   only one block needs (each 64-row half has its own visit flags): measured 155-181 TFLOP/s
-//   against 175-206 for 64-row tiles (v2 vs v1), so 64-row tiles win there.
+//   against 175-206 for 64-row tiles (v2 vs v1). 64 x 32 tiles on 2 warps of 32 rows (4 CTAs
+//   per SM, v4) measured the same on N = 16384 and up to 9 % slower on N = 4096, so 64 x 64.
 // * D > 128: 64-row tiles of 16-row warps: the 256-wide O accumulator takes the register
 //   budget of two row atoms.
 // fp32 path (SIMT, exact): 32 x 32 tiles keep K, V and Q of D = 256 in about 97 KB of shared
@@ -34,8 +35,8 @@ inline int32_t CompiledHeadDim(int32_t d) {
 
 inline TileShape ChooseTile(DType dtype, int32_t head_dim, int32_t q_block_size) {
   if (dtype == DType::kFloat32) return TileShape{32, 32};
-  const bool wide_m = CompiledHeadDim(head_dim) <= 128 && q_block_size % 128 == 0;
-  return TileShape{wide_m ? 128 : 64, 64};
+  if (CompiledHeadDim(head_dim) > 128) return TileShape{64, 64};
+  return TileShape{q_block_size % 128 == 0 ? 128 : 64, 64};
 }
 
 }  // namespace hbsa::cuda_internal

@@ -13,8 +13,8 @@ namespace hbsa::cuda_internal {
 // plan_launch.cu: fills p.visit_count / p.visits on `stream`.
 cudaError_t LaunchPlan(const KernelParams& p, cudaStream_t stream);
 
-// attention_launch.cuh, instantiated per (dtype, head dim, tile rows) in attention_*.cu.
-template <typename T, int kD, int kBlockM>
+// attention_launch.cuh, instantiated per (dtype, head dim, tile shape) in attention_*.cu.
+template <typename T, int kD, int kBlockM, int kBlockN>
 cudaError_t LaunchTensorCore(const KernelParams& p, cudaStream_t stream);
 
 // simt_fp32.cu: the exact fp32 path.
