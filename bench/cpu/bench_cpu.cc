@@ -12,6 +12,7 @@
 //   build-cpu/bench/cpu/hbsa_bench_cpu --benchmark_out=bench/results/cpu-DATE.json
 // Environment: HBSA_CPU_ISA picks the kernel set (avx512, avx2, generic; default the best);
 // OPENBLAS_CORETYPE, if set, changes OpenBLAS's kernel choice (recorded in the context).
+// BM_HbsaCpuVariant adds informational runs (fp16 / bf16 storage, causal) outside the targets.
 #include <cblas.h>
 
 #include <cstdint>
@@ -19,10 +20,12 @@
 #include <map>
 #include <memory>
 #include <random>
+#include <tuple>
 #include <vector>
 
 #include "benchmark/benchmark.h"
 #include "hbsa/attention.h"
+#include "hbsa/numeric.h"
 
 namespace {
 
@@ -32,14 +35,18 @@ constexpr double kDensity = 0.3;
 struct BenchProblem {
   std::vector<int32_t> cu{0, kTokens};
   std::vector<float> q, k, v, out, lse;
+  std::vector<uint16_t> q16, k16, v16, out16;  // fp16 / bf16 storage of q, k, v, out
   std::vector<uint8_t> mask;
   hbsa::AttentionArgs args;
   int64_t allowed_pairs = 0;
 };
 
-const BenchProblem& Problem(int32_t block) {
-  static std::map<int32_t, std::unique_ptr<BenchProblem>> cache;
-  std::unique_ptr<BenchProblem>& slot = cache[block];
+// The problem (fp32, not causal) or, for the informational variants, fp16 / bf16 storage
+// of the same values and / or the causal rule.
+const BenchProblem& Problem(int32_t block, hbsa::DType dtype = hbsa::DType::kFloat32,
+                            bool causal = false) {
+  static std::map<std::tuple<int32_t, hbsa::DType, bool>, std::unique_ptr<BenchProblem>> cache;
+  std::unique_ptr<BenchProblem>& slot = cache[{block, dtype, causal}];
   if (slot) return *slot;
   slot = std::make_unique<BenchProblem>();
   BenchProblem& p = *slot;
@@ -73,6 +80,24 @@ const BenchProblem& Problem(int32_t block) {
   a.v = {p.v.data(), p.v.size() * 4};
   a.out = {p.out.data(), p.out.size() * 4};
   a.lse = {p.lse.data(), p.lse.size() * 4};
+  a.causal = causal;
+  if (dtype != hbsa::DType::kFloat32) {
+    auto convert = [dtype](const std::vector<float>& f, std::vector<uint16_t>* h) {
+      h->resize(f.size());
+      for (size_t e = 0; e < f.size(); ++e) {
+        (*h)[e] = dtype == hbsa::DType::kFloat16 ? hbsa::FloatToHalf(f[e]) : hbsa::FloatToBFloat16(f[e]);
+      }
+    };
+    convert(p.q, &p.q16);
+    convert(p.k, &p.k16);
+    convert(p.v, &p.v16);
+    p.out16.resize(p.out.size());
+    a.dtype = dtype;
+    a.q = {p.q16.data(), p.q16.size() * 2};
+    a.k = {p.k16.data(), p.k16.size() * 2};
+    a.v = {p.v16.data(), p.v16.size() * 2};
+    a.out = {p.out16.data(), p.out16.size() * 2};
+  }
   p.allowed_pairs = hbsa::AllowedPairs(a);
   return p;
 }
@@ -86,9 +111,7 @@ void SetCounters(benchmark::State& state, const BenchProblem& p) {
   state.counters["threads"] = static_cast<double>(state.range(1));
 }
 
-// Args: block size, threads.
-void BM_HbsaCpu(benchmark::State& state) {
-  const BenchProblem& p = Problem(static_cast<int32_t>(state.range(0)));
+void RunAttention(benchmark::State& state, const BenchProblem& p) {
   hbsa::RunOptions options;
   options.num_threads = static_cast<int>(state.range(1));
   for (auto _ : state) {
@@ -97,10 +120,22 @@ void BM_HbsaCpu(benchmark::State& state) {
       state.SkipWithError(std::string(s.message()).c_str());
       break;
     }
-    benchmark::DoNotOptimize(p.out.data());
+    benchmark::DoNotOptimize(p.args.out.data);
     benchmark::ClobberMemory();
   }
   SetCounters(state, p);
+}
+
+// Args: block size, threads.
+void BM_HbsaCpu(benchmark::State& state) {
+  RunAttention(state, Problem(static_cast<int32_t>(state.range(0))));
+}
+
+// Informational, beyond the targets. Args: block size, threads, dtype (0 fp16, 1 bf16,
+// 2 fp32), causal.
+void BM_HbsaCpuVariant(benchmark::State& state) {
+  RunAttention(state, Problem(static_cast<int32_t>(state.range(0)),
+                              static_cast<hbsa::DType>(state.range(2)), state.range(3) != 0));
 }
 
 void BM_OpenBlasSgemm(benchmark::State& state) {
@@ -134,6 +169,14 @@ void Sizes(benchmark::internal::Benchmark* b) {
 
 BENCHMARK(BM_HbsaCpu)->Apply(Sizes);
 BENCHMARK(BM_OpenBlasSgemm)->Apply(Sizes);
+BENCHMARK(BM_HbsaCpuVariant)
+    ->ArgNames({"block", "threads", "dtype", "causal"})
+    ->Args({128, 1, 0, 0})
+    ->Args({128, 1, 1, 0})
+    ->Args({128, 1, 2, 1})
+    ->Args({64, 1, 2, 1})
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
 
 }  // namespace
 
