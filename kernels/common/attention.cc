@@ -44,10 +44,11 @@ std::optional<Backend> ParseBackend(std::string_view n) {
 
 bool BackendCompiled(Backend backend) {
 #ifdef HBSA_WITH_CUDA
-  return true;
+  constexpr bool kWithCuda = true;
 #else
-  return backend != Backend::kCuda;
+  constexpr bool kWithCuda = false;
 #endif
+  return backend != Backend::kCuda || kWithCuda;
 }
 
 float EffectiveScale(const AttentionArgs& args) {
