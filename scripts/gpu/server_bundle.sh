@@ -13,4 +13,7 @@ rm -rf "$out"
 mkdir -p "$out/py"
 "$root/.venv/bin/python" -m grpc_tools.protoc -I "$root/proto" --python_out="$out/py" \
   --grpc_python_out="$out/py" "$root/proto/hbsa/v1/attention.proto"
+# The Python client as a wheel (stubs generated at build time), for the torch check there.
+"$root/.venv/bin/python" -m pip wheel -q --no-deps --no-build-isolation "$root/client/python" -w "$out/wheels" ||
+  "$root/.venv/bin/python" -m pip wheel -q --no-deps "$root/client/python" -w "$out/wheels"
 du -sh "$out"

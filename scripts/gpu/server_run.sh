@@ -34,10 +34,21 @@ server=$!
 PYTHONPATH="$py" PYTHONUNBUFFERED=1 timeout 400 python3 "$root/scripts/gpu/server_drive.py" \
   --target "127.0.0.1:$port" --metrics "127.0.0.1:$mport" --golden "${HBSA_GOLDEN_DIR:-$root/../shared/golden}"
 drive=$?
+# The Python package's torch path (torch exists only on the GPU machine): the hbsa wheel built
+# by server_bundle.sh, installed without dependencies (grpcio, numpy, torch are there).
+torch_rc=0
+if ls "$bundle"/wheels/hbsa-*.whl >/dev/null 2>&1; then
+  site=$(mktemp -d)
+  python3 -m pip install -q --no-index --no-deps --target "$site" "$bundle"/wheels/hbsa-*.whl &&
+    HBSA_TARGET="127.0.0.1:$port" PYTHONPATH="$site" PYTHONUNBUFFERED=1 timeout 200 python3 \
+      "$root/scripts/gpu/server_torch_check.py" "${HBSA_GOLDEN_DIR:-$root/../shared/golden}"
+  torch_rc=$?
+  echo "== torch client check exit code: $torch_rc"
+fi
 kill -TERM "$server" 2>/dev/null
 wait "$server"
 code=$?
-echo "== hbsa-server exit code after SIGTERM: $code (driver exit $drive)"
+echo "== hbsa-server exit code after SIGTERM: $code (driver exit $drive, torch client exit $torch_rc)"
 echo "== server log (tail)"
 tail -n 25 "$out/hbsa-server.log"
-[ "$drive" -eq 0 ] && [ "$code" -eq 0 ]
+[ "$drive" -eq 0 ] && [ "$code" -eq 0 ] && [ "$torch_rc" -eq 0 ]
