@@ -176,6 +176,9 @@ class CudaExecutor final : public Executor {
       scheduler_->Complete(std::move(pending_), s);
       return true;
     }
+    // Outputs point into the response before planning: PlanRequest sizes the LSE region from
+    // args.lse, and the kernel writes it only when that region exists.
+    PrepareOutputs(job.response, job.request.get());
     absl::StatusOr<cuda::RequestLayout> layout = cuda::PlanRequest(job.request->args);
     if (!layout.ok()) {
       scheduler_->Complete(std::move(pending_), layout.status());
@@ -252,7 +255,6 @@ class CudaExecutor final : public Executor {
     job->d2h_seconds = d2h_ms * 1e-3;
     used_ -= static_cast<int64_t>(s->layout.total_bytes);
     metrics_->SetDeviceMemory(label_, used_, budget_);
-    PrepareOutputs(job->response, job->request.get());
     const AttentionArgs& a = job->request->args;
     const auto* src = static_cast<const char*>(s->pinned_out);
     std::memcpy(a.out.data, src, a.out.bytes);

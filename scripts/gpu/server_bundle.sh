@@ -10,10 +10,17 @@ build=${1:-$root/build-server-cuda}
 out="$root/.device/server"
 rm -rf "$out"
 "$root/../shared/tools/device-bundle" "$out" "$build/server/hbsa-server"
+# Python stubs and the Python client wheel are generated with the grpcio-tools release that
+# matches the GPU machine's grpcio (1.84.0 there on 2026-11-26: stubs from a newer grpcio-tools
+# refuse to import under an older grpcio), in a scratch venv of their own.
+gt_version=${HBSA_GPU_GRPCIO_VERSION:-1.84.0}
+gt_venv="$root/.device/grpcio-tools-$gt_version"
+if [ ! -x "$gt_venv/bin/python" ]; then
+  python3 -m venv "$gt_venv"
+  "$gt_venv/bin/python" -m pip install -q "grpcio-tools==$gt_version" setuptools wheel
+fi
 mkdir -p "$out/py"
-"$root/.venv/bin/python" -m grpc_tools.protoc -I "$root/proto" --python_out="$out/py" \
+"$gt_venv/bin/python" -m grpc_tools.protoc -I "$root/proto" --python_out="$out/py" \
   --grpc_python_out="$out/py" "$root/proto/hbsa/v1/attention.proto"
-# The Python client as a wheel (stubs generated at build time), for the torch check there.
-"$root/.venv/bin/python" -m pip wheel -q --no-deps --no-build-isolation "$root/client/python" -w "$out/wheels" ||
-  "$root/.venv/bin/python" -m pip wheel -q --no-deps "$root/client/python" -w "$out/wheels"
+"$gt_venv/bin/python" -m pip wheel -q --no-deps --no-build-isolation "$root/client/python" -w "$out/wheels"
 du -sh "$out"
