@@ -39,6 +39,19 @@ inline TileShape ChooseTile(DType dtype, int32_t head_dim, int32_t q_block_size)
   return TileShape{q_block_size % 128 == 0 ? 128 : 64, 64};
 }
 
+// Whether the wgmma (Hopper, sm_90a) kernel runs a request instead of the mma.sync kernel: the
+// device is compute capability 9.x, the binary carries its sm_90a image, the dtype is fp16/bf16
+// and D <= 128 (D = 256 would need 128 accumulator registers per thread for O alone: fallback).
+// `disabled` is the HBSA_CUDA_NO_WGMMA=1 override (A/B measurements). Tiles are ChooseTile's
+// either way (64 keys; 128 query rows when Sq % 128 == 0, one warpgroup per 64-row half).
+inline bool UseHopperPath(int cc_major, bool sm90a_image, DType dtype, int32_t head_dim,
+                          bool disabled) {
+  if (disabled || cc_major != 9 || !sm90a_image) return false;
+  if (dtype == DType::kFloat32) return false;
+  const int32_t d = CompiledHeadDim(head_dim);
+  return d == 64 || d == 128;
+}
+
 }  // namespace hbsa::cuda_internal
 
 #endif  // HBSA_CUDA_HEURISTICS_H_

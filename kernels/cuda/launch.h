@@ -17,6 +17,13 @@ cudaError_t LaunchPlan(const KernelParams& p, cudaStream_t stream);
 template <typename T, int kD, int kBlockM, int kBlockN>
 cudaError_t LaunchTensorCore(const KernelParams& p, cudaStream_t stream);
 
+// hopper_launch.cuh, instantiated per (dtype, head dim, query tile rows) in hopper_*.cu; those
+// files are compiled for sm_90a only and exist when HBSA_HAVE_HOPPER is defined.
+template <typename T, int kD, int kBlockM>
+cudaError_t LaunchHopper(const KernelParams& p, cudaStream_t stream);
+// hopper_d128_bf16.cu: whether the wgmma kernels' sm_90a image can run on the current device.
+bool HopperImagePresent();
+
 // simt_fp32.cu: the exact fp32 path.
 cudaError_t LaunchSimtFp32(const KernelParams& p, cudaStream_t stream);
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # scripts/gpu/run_device.sh: everything one GPU-machine call does, logs under $OUT.
-#   run_device.sh BUNDLE [tests] [sanitizer] [bench] [flex]
+#   run_device.sh BUNDLE [tests] [sanitizer] [bench] [flex] [bench_mmasync]
 # BUNDLE is a ../shared/tools/device-bundle folder holding golden_cuda_test, property_cuda_test,
 # large_offset_cuda_test and libhbsa_bench_capi.so (made by scripts/gpu/bundle.sh). Steps run
 # in the order given; each appends to its own log so a partial run still reports.
@@ -16,9 +16,10 @@ cat "$out/info.txt"
 for step in "$@"; do
   case $step in
     tests)
-      for t in golden_cuda_test property_cuda_test large_offset_cuda_test; do
+      for t in wgmma_selftest hopper_cuda_test golden_cuda_test property_cuda_test large_offset_cuda_test; do
+        [ -x "$bundle/bin/$t" ] || { echo "== $t not in bundle" | tee -a "$out/tests.log"; continue; }
         echo "== $t" | tee -a "$out/tests.log"
-        timeout 300 "$bundle/bin/$t" 2>&1 | tee -a "$out/tests.log" | grep -E "^(GOLDEN|LARGE|\[  )|FAIL|Failure" | tail -40
+        timeout 300 "$bundle/bin/$t" 2>&1 | tee -a "$out/tests.log" | grep -E "^(GOLDEN|LARGE|WGMMA|HOPPER_PATH|\[  )|FAIL|Failure|S\[|O\[" | tail -40
       done ;;
     sanitizer)
       for tool in memcheck racecheck; do
@@ -31,8 +32,10 @@ for step in "$@"; do
           >> "$out/sanitizer.log" 2>&1; echo "exit $?" | tee -a "$out/sanitizer.log"
       done
       grep -E "ERROR SUMMARY|RACECHECK SUMMARY" "$out/sanitizer.log" | sort | uniq -c ;;
-    bench|flex)
+    bench|flex|bench_mmasync)
+      # bench_mmasync: the mma.sync kernel on the same device (wgmma path switched off).
       extra=(--no-flex); [ "$step" = flex ] && extra=()
+      if [ "$step" = bench_mmasync ]; then export HBSA_CUDA_NO_WGMMA=1; else unset HBSA_CUDA_NO_WGMMA; fi
       PYTHONUNBUFFERED=1 timeout 500 python3 bench/cuda/bench.py --lib "$bundle/bin/libhbsa_bench_capi.so" \
         --out "$out/bench_$step.jsonl" "${extra[@]}" 2>&1 | tee -a "$out/bench_$step.log" | \
         python3 -c 'import sys,json

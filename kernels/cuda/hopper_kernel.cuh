@@ -1,0 +1,277 @@
+// hopper_kernel.cuh: the Hopper (sm_90a) fp16/bf16 forward kernel on warpgroup MMA (wgmma).
+//
+// One CTA per (query tile t, query head h), as the mma.sync kernel, over the same planner
+// visit lists (plan_kernel.cuh): kBlockM = 64 or 128 query rows on kBlockM / 64 warpgroups, each
+// warpgroup owning one 64-row half of the tile (so the visit entry's per-half flags say which
+// warpgroup computes a key tile), key tiles of kBlockN = 64 rows. All threads load the Q tile
+// once and K/V tiles double-buffered with cp.async into 128B-swizzled shared memory (wgmma.cuh);
+// tile it + 1 loads while tile it is computed. Per live key tile and warpgroup:
+//   S[64 x 64] = Q K^T   wgmma m64n64k16, A = Q and B = K from shared memory (K-major),
+//   mask + online softmax on the fp32 accumulator registers (log2 domain, as the mma.sync
+//   kernel; the rule is hbsa::ElementAllowed / hbsa::CausalAllows, evaluated only in partial
+//   tiles), P rounded to T in registers,
+//   O[64 x kD] += P V    wgmma m64n64k16 per 64-column panel of V, A = P from registers,
+//   B = V from shared memory (MN-major, transpose bit).
+// Rows with no allowed key end with l = 0 and are written as 0 with LSE -inf. Columns past D
+// and rows past the sequence end are zero-filled on load and never stored; offsets are 64-bit.
+#ifndef HBSA_CUDA_HOPPER_KERNEL_CUH_
+#define HBSA_CUDA_HOPPER_KERNEL_CUH_
+
+#include <cstdint>
+
+#include "mma.cuh"
+#include "params.h"
+#include "wgmma.cuh"
+
+namespace hbsa::cuda_internal {
+
+template <typename T, int kD, int kBlockM>
+struct HopperConfig {
+  static_assert(kD == 64 || kD == 128, "compiled head dims of the wgmma path: 64, 128");
+  static_assert(kBlockM == 64 || kBlockM == 128, "query tiles of 64 or 128 rows");
+  static constexpr int kBlockN = 64;                // key rows per tile
+  static constexpr int kWarpGroups = kBlockM / 64;  // one 64-row half each
+  static constexpr int kThreads = kWarpGroups * 128;
+  static constexpr int kMinBlocks = kWarpGroups == 1 ? 2 : 1;
+  static constexpr int kPanels = kD / 64;           // 64-column panels of a tile
+  static constexpr int kQElems = kBlockM * kD;
+  static constexpr int kKVElems = kBlockN * kD;
+  // Tiles plus 1 KB so the base can be rounded up to the 1024-byte swizzle period.
+  static constexpr size_t kSmemBytes = size_t{kQElems + 4 * kKVElems} * sizeof(T) + 1024;
+};
+
+// Loads rows [0, kRows) x columns [0, kD) of a global tile into an SW128-panel tile. Row r lives
+// at g + r * row_stride; rows >= valid_rows and columns >= d are zero-filled. `vec` (d % 8 == 0)
+// selects 16-byte cp.async; otherwise element loads.
+template <typename T, int kD, int kRows, int kThreads>
+__device__ __forceinline__ void LoadTileSw128(T* s, const T* g, int64_t row_stride,
+                                              int64_t valid_rows, int d, bool vec) {
+  constexpr int kChunks = kD / 8;
+  for (int idx = threadIdx.x; idx < kRows * kChunks; idx += kThreads) {
+    const int r = idx / kChunks, col = (idx % kChunks) * 8;
+    T* dst = s + Sw128Offset(kRows, r, col);
+    const bool row_ok = r < valid_rows;
+    if (vec) {
+      const bool ok = row_ok && col < d;
+      CpAsync16(dst, ok ? g + r * row_stride + col : g, ok ? 16 : 0);
+    } else {
+      const T zero = MmaType<T>::FromFloat(0.f);
+#pragma unroll
+      for (int e = 0; e < 8; ++e) {
+        dst[e] = row_ok && col + e < d ? g[r * row_stride + col + e] : zero;
+      }
+    }
+  }
+}
+
+template <typename T, int kD, int kBlockM>
+__global__ void __launch_bounds__(HopperConfig<T, kD, kBlockM>::kThreads,
+                                  HopperConfig<T, kD, kBlockM>::kMinBlocks)
+    HopperAttentionKernel(const KernelParams p) {
+#if HBSA_HOPPER_DEVICE
+  using Cfg = HopperConfig<T, kD, kBlockM>;
+  constexpr int kBlockN = Cfg::kBlockN;
+  constexpr int kPanels = Cfg::kPanels;
+  extern __shared__ __align__(1024) unsigned char smem_raw[];
+  unsigned char* smem = smem_raw + ((1024u - (SmemAddr(smem_raw) & 1023u)) & 1023u);
+  T* sQ = reinterpret_cast<T*>(smem);  // [kBlockM, kD] SW128 panels
+  T* sK = sQ + Cfg::kQElems;           // [2 stages][kBlockN, kD]
+  T* sV = sK + 2 * Cfg::kKVElems;      // [2 stages][kBlockN, kD]
+
+  // Heaviest tiles (last of each causal sequence) first.
+  const int32_t t = p.num_q_tiles - 1 - static_cast<int32_t>(blockIdx.x);
+  const int32_t h = blockIdx.y;
+  const int32_t hk = h / p.group;
+  const TileRows tr = TileRowsOf(p, t);
+  const int d = p.head_dim;
+  const bool vec = (d % 8) == 0;
+  const int64_t q_stride = int64_t{p.num_heads_q} * d;
+  const int64_t kv_stride = int64_t{p.num_heads_k} * d;
+  const T* gQ = static_cast<const T*>(p.q) +
+                (int64_t{p.layout.cu_seqlens_q[tr.b]} + tr.row0) * q_stride + int64_t{h} * d;
+  const int64_t kv_off = int64_t{p.layout.cu_seqlens_k[tr.b]} * kv_stride + int64_t{hk} * d;
+  const T* gK = static_cast<const T*>(p.k) + kv_off;
+  const T* gV = static_cast<const T*>(p.v) + kv_off;
+  const int32_t n_visits = p.visit_count[int64_t{hk} * p.num_q_tiles + t];
+  const uint32_t* visits = p.visits + int64_t{hk} * p.plane_slots + p.q_tile_base[t];
+
+  LoadTileSw128<T, kD, kBlockM, Cfg::kThreads>(sQ, gQ, q_stride, tr.lq - tr.row0, d, vec);
+  auto load_kv = [&](uint32_t entry, int stage) {
+    const int64_t j0 = int64_t{entry & kTileIndexMask} * kBlockN;
+    LoadTileSw128<T, kD, kBlockN, Cfg::kThreads>(sK + stage * Cfg::kKVElems,
+                                                 gK + j0 * kv_stride, kv_stride, tr.lk - j0, d, vec);
+    LoadTileSw128<T, kD, kBlockN, Cfg::kThreads>(sV + stage * Cfg::kKVElems,
+                                                 gV + j0 * kv_stride, kv_stride, tr.lk - j0, d, vec);
+  };
+  uint32_t next_entry = n_visits > 0 ? visits[0] : 0;
+  if (n_visits > 0) load_kv(next_entry, 0);
+  CpAsyncCommit();
+
+  const int wg = threadIdx.x >> 7;  // warpgroup = 64-row half of the tile
+  const int warp = (threadIdx.x >> 5) & 3, lane = threadIdx.x & 31;
+  float acc_o[kPanels][32];  // O [64, kD] of this warpgroup, one accumulator per panel
+#pragma unroll
+  for (int pn = 0; pn < kPanels; ++pn)
+#pragma unroll
+    for (int i = 0; i < 32; ++i) acc_o[pn][i] = 0.f;
+  // Rows (lane / 4) and (lane / 4 + 8) of the warp's 16: log2-domain running max, partial sums.
+  float row_max[2], row_sum[2];
+  int64_t my_row[2];
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    row_max[r] = -INFINITY;
+    row_sum[r] = 0.f;
+    my_row[r] = tr.row0 + wg * 64 + warp * 16 + (lane >> 2) + r * 8;
+  }
+  // Shared addresses: this warpgroup's 64 rows of Q inside each panel.
+  const uint32_t q_addr = SmemAddr(sQ) + wg * 64 * 128;
+
+  for (int32_t it = 0; it < n_visits; ++it) {
+    const uint32_t entry = next_entry;
+    const int stage = it & 1;
+    CpAsyncWaitAll();
+    FenceProxyAsync();
+    __syncthreads();  // tile `it` visible to every warpgroup's wgmma; the other stage is free
+    if (it + 1 < n_visits) {
+      next_entry = visits[it + 1];
+      load_kv(next_entry, stage ^ 1);
+    }
+    CpAsyncCommit();
+    const uint32_t flags = HalfFlags(entry, wg);
+    if ((flags & kHalfLive) == 0) continue;  // this half needs nothing from the tile
+    const uint32_t k_addr = SmemAddr(sK + stage * Cfg::kKVElems);
+    const uint32_t v_addr = SmemAddr(sV + stage * Cfg::kKVElems);
+
+    // S = Q K^T: kD / 16 wgmma steps, 16 reduction columns (32 bytes) each.
+    float acc_s[32];
+#pragma unroll
+    for (int i = 0; i < 32; ++i) acc_s[i] = 0.f;
+    FenceRegs(acc_s);
+    WgmmaFence();
+#pragma unroll
+    for (int kk = 0; kk < kD / 16; ++kk) {
+      const uint32_t panel = kk / 4, slice = (kk % 4) * 32;
+      Wgmma<T>::SS(acc_s, Sw128Desc(q_addr + panel * kBlockM * 128 + slice),
+                   Sw128Desc(k_addr + panel * kBlockN * 128 + slice), kk > 0 ? 1 : 0);
+    }
+    WgmmaCommit();
+    WgmmaWait<0>();
+    FenceRegs(acc_s);
+
+    // Mask per element in partial halves, into a bit set (bit 4 * nt + e), rolled loop.
+    const int64_t j0 = int64_t{entry & kTileIndexMask} * kBlockN;
+    uint32_t allowed = 0xffffffffu;
+    if (flags & kHalfPartial) {
+      const bool single = (flags & kHalfSingleBlock) != 0;
+      uint32_t bits = 0;
+#pragma unroll 1
+      for (int bit = 0; bit < kBlockN / 2; ++bit) {
+        const int64_t i = my_row[(bit >> 1) & 1];
+        const int64_t j = j0 + (bit >> 2) * 8 + 2 * (lane & 3) + (bit & 1);
+        bool ok = i < tr.lq && j < tr.lk;
+        if (ok) {
+          ok = single ? (!p.causal || CausalAllows(i, j, tr.lq, tr.lk))
+                      : ElementAllowed(p.layout, p.mask, p.causal, hk, tr.b, i, j);
+        }
+        bits |= uint32_t{ok} << bit;
+      }
+      allowed = bits;
+    }
+
+    // Online softmax; a quad of 4 lanes shares a row.
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+      float mx = row_max[r];
+#pragma unroll
+      for (int nt = 0; nt < kBlockN / 8; ++nt) {
+#pragma unroll
+        for (int c = 0; c < 2; ++c) {
+          const int e = 2 * r + c;
+          const float s = acc_s[4 * nt + e] * p.scale_log2;
+          acc_s[4 * nt + e] = (allowed >> (4 * nt + e)) & 1u ? s : -INFINITY;
+          mx = fmaxf(mx, acc_s[4 * nt + e]);
+        }
+      }
+      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+      const float m_use = mx == -INFINITY ? 0.f : mx;
+      const float alpha = Exp2(row_max[r] - m_use);
+      row_max[r] = mx;
+      float sum = 0.f;
+#pragma unroll
+      for (int nt = 0; nt < kBlockN / 8; ++nt) {
+        acc_s[4 * nt + 2 * r] = Exp2(acc_s[4 * nt + 2 * r] - m_use);
+        acc_s[4 * nt + 2 * r + 1] = Exp2(acc_s[4 * nt + 2 * r + 1] - m_use);
+        sum += acc_s[4 * nt + 2 * r] + acc_s[4 * nt + 2 * r + 1];
+      }
+      row_sum[r] = row_sum[r] * alpha + sum;
+#pragma unroll
+      for (int pn = 0; pn < kPanels; ++pn)
+#pragma unroll
+        for (int j = 0; j < 8; ++j) {
+          acc_o[pn][4 * j + 2 * r] *= alpha;
+          acc_o[pn][4 * j + 2 * r + 1] *= alpha;
+        }
+    }
+
+    // O += P V: P in registers (m16n8k16 A layout: keys 16 ks .. 16 ks + 15 per step).
+    uint32_t pa[kBlockN / 16][4];
+#pragma unroll
+    for (int ks = 0; ks < kBlockN / 16; ++ks) {
+      pa[ks][0] = MmaType<T>::Pack(acc_s[8 * ks + 0], acc_s[8 * ks + 1]);
+      pa[ks][1] = MmaType<T>::Pack(acc_s[8 * ks + 2], acc_s[8 * ks + 3]);
+      pa[ks][2] = MmaType<T>::Pack(acc_s[8 * ks + 4], acc_s[8 * ks + 5]);
+      pa[ks][3] = MmaType<T>::Pack(acc_s[8 * ks + 6], acc_s[8 * ks + 7]);
+    }
+#pragma unroll
+    for (int pn = 0; pn < kPanels; ++pn) FenceRegs(acc_o[pn]);
+    WgmmaFence();
+#pragma unroll
+    for (int ks = 0; ks < kBlockN / 16; ++ks)
+#pragma unroll
+      for (int pn = 0; pn < kPanels; ++pn)
+        Wgmma<T>::RS(acc_o[pn], pa[ks], Sw128Desc(v_addr + pn * kBlockN * 128 + ks * 16 * 128));
+    WgmmaCommit();
+    WgmmaWait<0>();
+#pragma unroll
+    for (int pn = 0; pn < kPanels; ++pn) FenceRegs(acc_o[pn]);
+  }
+  CpAsyncWaitAll();
+
+  // Epilogue: normalise and store rows inside the sequence; LSE in natural log.
+  T* gO = static_cast<T*>(p.out) +
+          (int64_t{p.layout.cu_seqlens_q[tr.b]} + tr.row0) * q_stride + int64_t{h} * d;
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    float l = row_sum[r];
+    l += __shfl_xor_sync(0xffffffffu, l, 1);
+    l += __shfl_xor_sync(0xffffffffu, l, 2);
+    if (my_row[r] >= tr.lq) continue;
+    const float inv = l > 0.f ? 1.f / l : 0.f;
+    T* row_out = gO + (my_row[r] - tr.row0) * q_stride;
+#pragma unroll
+    for (int pn = 0; pn < kPanels; ++pn) {
+#pragma unroll
+      for (int j = 0; j < 8; ++j) {
+        const int col = pn * 64 + j * 8 + 2 * (lane & 3);
+        const float x0 = acc_o[pn][4 * j + 2 * r] * inv, x1 = acc_o[pn][4 * j + 2 * r + 1] * inv;
+        if ((d & 1) == 0) {
+          if (col < d) *reinterpret_cast<uint32_t*>(row_out + col) = MmaType<T>::Pack(x0, x1);
+        } else {
+          if (col < d) row_out[col] = MmaType<T>::FromFloat(x0);
+          if (col + 1 < d) row_out[col + 1] = MmaType<T>::FromFloat(x1);
+        }
+      }
+    }
+    if (p.lse != nullptr && (lane & 3) == 0) {
+      const int64_t grow = int64_t{p.layout.cu_seqlens_q[tr.b]} + my_row[r];
+      p.lse[grow * p.num_heads_q + h] =
+          l > 0.f ? (row_max[r] + __log2f(l)) * 0.6931471805599453f : -INFINITY;
+    }
+  }
+#endif  // HBSA_HOPPER_DEVICE
+}
+
+}  // namespace hbsa::cuda_internal
+
+#endif  // HBSA_CUDA_HOPPER_KERNEL_CUH_
