@@ -9,7 +9,8 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 build=${1:-$root/build-server-cuda}
 out="$root/.device/server"
 rm -rf "$out"
-"$root/../shared/tools/device-bundle" "$out" "$build/server/hbsa-server"
+# hbsa-bench (the C++ load generator) drives the stream-overlap phase of server_run.sh.
+"$root/../shared/tools/device-bundle" "$out" "$build/server/hbsa-server" "$build/client/hbsa-bench"
 # Python stubs and the Python client wheel are generated with the grpcio-tools release that
 # matches the GPU machine's grpcio (1.84.0 there on 2026-11-26: stubs from a newer grpcio-tools
 # refuse to import under an older grpcio), in a scratch venv of their own.

@@ -45,10 +45,24 @@ if ls "$bundle"/wheels/hbsa-*.whl >/dev/null 2>&1; then
   torch_rc=$?
   echo "== torch client check exit code: $torch_rc"
 fi
+# Streams at work: the C++ load generator keeps 1, then 4, then 8 compute-heavy requests in
+# flight (one 16k-token sequence, 8 query heads, bf16, half the 128x128 blocks on). The executor
+# gives each request the lowest-numbered free stream, so a stream above 0 only ever ran work
+# while every lower one was busy: the per-stream counters below count requests that overlapped.
+echo "== hbsa-bench: concurrency 1,4,8 on 1 x 16384 tokens, Hq 8, Hk 2, D 128, bf16, 128x128 blocks, density 0.5"
+timeout 200 "$bundle/bin/hbsa-bench" --target "127.0.0.1:$port" --batch 1 --seqlen-q 16384 \
+  --heads-q 8 --heads-k 2 --head-dim 128 --dtype bf16 --q-block-size 128 --k-block-size 128 \
+  --density 0.5 --concurrency 1,4,8 --window-ms 1000 --max-windows 5 --warmup 4 \
+  --check-fraction 0.02 --max-checks 2 --metrics-url "http://127.0.0.1:$mport/metrics" \
+  --csv "$out/server_bench.csv" --json "$out/server_bench.json"
+bench_rc=$?
+echo "== hbsa-bench exit code: $bench_rc"
+curl -s "http://127.0.0.1:$mport/metrics" 2>/dev/null | grep -E '^hbsa_stream_requests_total' ||
+  python3 -c "import urllib.request,sys; [print(l) for l in urllib.request.urlopen('http://127.0.0.1:$mport/metrics').read().decode().splitlines() if l.startswith('hbsa_stream_requests_total')]"
 kill -TERM "$server" 2>/dev/null
 wait "$server"
 code=$?
 echo "== hbsa-server exit code after SIGTERM: $code (driver exit $drive, torch client exit $torch_rc)"
 echo "== server log (tail)"
 tail -n 25 "$out/hbsa-server.log"
-[ "$drive" -eq 0 ] && [ "$code" -eq 0 ] && [ "$torch_rc" -eq 0 ]
+[ "$drive" -eq 0 ] && [ "$code" -eq 0 ] && [ "$torch_rc" -eq 0 ] && [ "$bench_rc" -eq 0 ]
