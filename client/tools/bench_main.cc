@@ -23,8 +23,8 @@ It sends one request over and over: at a fixed number of calls in flight (concur
 at Poisson-distributed arrivals of a given mean rate (request-rate mode). For each level it sends
 warm-up requests, then measures in windows until the last --stable-windows windows agree within
 --stability (or --max-windows ran), and reports latency percentiles over those windows,
-throughput and payload bandwidth. Optional: compare a fraction of the answers with the CPU
-reference, and scrape the server's Prometheus /metrics before and after each level.
+throughput and payload bandwidth. Optional: compare a fraction of the answers with the fast CPU
+backend (a golden case's own expected output with --case), and scrape the server's Prometheus /metrics before and after each level.
 
 Usage:
   hbsa-bench --target HOST:PORT [workload] [mode] [measurement] [output]
@@ -54,7 +54,7 @@ Measurement:
   --stability F            allowed throughput spread, fraction (default 0.10)
   --warmup N               warm-up requests per level (default 8)
   --timeout-ms N           deadline per request (default 60000)
-  --check-fraction F       compare this fraction of responses with the reference (default 0)
+  --check-fraction F       compare this fraction of responses with the CPU backend (default 0)
   --max-checks N           at most N comparisons per level (default 32)
   --metrics-url URL        e.g. http://localhost:9464/metrics: server counts and stage times
 Output:
@@ -233,7 +233,7 @@ int Main(int argc, char** argv) {
   config.call.timeout = std::chrono::milliseconds(ints["timeout-ms"]);
   if (config.check_fraction > 0) {
     if (absl::Status s = ComputeExpected(&work); !s.ok()) {
-      std::cerr << "hbsa-bench: reference: " << s.message() << "\n";
+      std::cerr << "hbsa-bench: expected answer (CPU backend): " << s.message() << "\n";
       return 3;
     }
   }

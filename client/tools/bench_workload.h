@@ -1,6 +1,6 @@
 // bench_workload.h: what hbsa-bench sends: a synthetic batch built from shape flags, or a golden
 // case folder, turned into one prebuilt AttendRequest, plus the expected answer for correctness
-// spot-checks (the case's own out/lse, or hbsa::Run(kReference) for synthetic inputs).
+// spot-checks (the case's own out/lse, or hbsa::Run(kCpu) for synthetic inputs).
 #ifndef HBSA_CLIENT_TOOLS_BENCH_WORKLOAD_H_
 #define HBSA_CLIENT_TOOLS_BENCH_WORKLOAD_H_
 
@@ -46,7 +46,7 @@ absl::StatusOr<std::unique_ptr<Workload>> MakeSyntheticWorkload(
 absl::StatusOr<std::unique_ptr<Workload>> LoadCaseWorkload(const std::string& dir,
                                                            const client::RequestOptions& options);
 
-// Fills data.out/data.lse with hbsa::Run(kReference) (no-op when has_expected).
+// Fills data.out/data.lse with hbsa::Run(kCpu), the fast CPU backend (no-op when has_expected).
 absl::Status ComputeExpected(Workload* w);
 
 }  // namespace hbsa::tools

@@ -53,7 +53,7 @@ echo "== hbsa-bench: concurrency 1,4,8 on 1 x 16384 tokens, Hq 8, Hk 2, D 128, b
 timeout 200 "$bundle/bin/hbsa-bench" --target "127.0.0.1:$port" --batch 1 --seqlen-q 16384 \
   --heads-q 8 --heads-k 2 --head-dim 128 --dtype bf16 --q-block-size 128 --k-block-size 128 \
   --density 0.5 --concurrency 1,4,8 --window-ms 1000 --max-windows 5 --warmup 4 \
-  --check-fraction 0.02 --max-checks 2 --metrics-url "http://127.0.0.1:$mport/metrics" \
+  --metrics-url "http://127.0.0.1:$mport/metrics" \
   --csv "$out/server_bench.csv" --json "$out/server_bench.json"
 bench_rc=$?
 echo "== hbsa-bench exit code: $bench_rc"
