@@ -56,14 +56,20 @@ cudaError_t LaunchHalfPrecision(DType dtype, const KernelParams& p, cudaStream_t
   const bool narrow = p.tile.block_m == 64 && p.tile.block_n == 64;
 #ifdef HBSA_HAVE_HOPPER
   if (DeviceUsesHopper(dtype, p.head_dim)) {
+    // HBSA_HOPPER_KERNEL=simple selects the v1 kernel (A/B measurements).
+    static const HopperVariant variant = [] {
+      const char* env = std::getenv("HBSA_HOPPER_KERNEL");
+      return env != nullptr && std::strcmp(env, "simple") == 0 ? HopperVariant::kSimple
+                                                                 : HopperVariant::kWarpSpecialized;
+    }();
     switch (CompiledHeadDim(p.head_dim)) {
       case 64:
-        if (wide) return LaunchHopper<T, 64, 128>(p, stream);
-        if (narrow) return LaunchHopper<T, 64, 64>(p, stream);
+        if (wide) return LaunchHopper<T, 64, 128>(p, variant, stream);
+        if (narrow) return LaunchHopper<T, 64, 64>(p, variant, stream);
         break;
       case 128:
-        if (wide) return LaunchHopper<T, 128, 128>(p, stream);
-        if (narrow) return LaunchHopper<T, 128, 64>(p, stream);
+        if (wide) return LaunchHopper<T, 128, 128>(p, variant, stream);
+        if (narrow) return LaunchHopper<T, 128, 64>(p, variant, stream);
         break;
       default:
         break;

@@ -2,8 +2,10 @@
 #include "hopper_launch.cuh"
 
 namespace hbsa::cuda_internal {
-template cudaError_t LaunchHopper<__nv_bfloat16, 128, 64>(const KernelParams&, cudaStream_t);
-template cudaError_t LaunchHopper<__nv_bfloat16, 128, 128>(const KernelParams&, cudaStream_t);
+template cudaError_t LaunchHopper<__nv_bfloat16, 128, 64>(const KernelParams&, HopperVariant,
+                                                   cudaStream_t);
+template cudaError_t LaunchHopper<__nv_bfloat16, 128, 128>(const KernelParams&, HopperVariant,
+                                                   cudaStream_t);
 }  // namespace hbsa::cuda_internal
 
 namespace hbsa::cuda_internal {

@@ -2,6 +2,8 @@
 #include "hopper_launch.cuh"
 
 namespace hbsa::cuda_internal {
-template cudaError_t LaunchHopper<__half, 64, 64>(const KernelParams&, cudaStream_t);
-template cudaError_t LaunchHopper<__half, 64, 128>(const KernelParams&, cudaStream_t);
+template cudaError_t LaunchHopper<__half, 64, 64>(const KernelParams&, HopperVariant,
+                                                   cudaStream_t);
+template cudaError_t LaunchHopper<__half, 64, 128>(const KernelParams&, HopperVariant,
+                                                   cudaStream_t);
 }  // namespace hbsa::cuda_internal

@@ -42,12 +42,13 @@ struct HopperConfig {
 
 // Loads rows [0, kRows) x columns [0, kD) of a global tile into an SW128-panel tile. Row r lives
 // at g + r * row_stride; rows >= valid_rows and columns >= d are zero-filled. `vec` (d % 8 == 0)
-// selects 16-byte cp.async; otherwise element loads.
+// selects 16-byte cp.async; otherwise element loads. Thread `tid` of kThreads takes every kThreads-th
+// 16-byte chunk.
 template <typename T, int kD, int kRows, int kThreads>
 __device__ __forceinline__ void LoadTileSw128(T* s, const T* g, int64_t row_stride,
-                                              int64_t valid_rows, int d, bool vec) {
+                                              int64_t valid_rows, int d, bool vec, int tid) {
   constexpr int kChunks = kD / 8;
-  for (int idx = threadIdx.x; idx < kRows * kChunks; idx += kThreads) {
+  for (int idx = tid; idx < kRows * kChunks; idx += kThreads) {
     const int r = idx / kChunks, col = (idx % kChunks) * 8;
     T* dst = s + Sw128Offset(kRows, r, col);
     const bool row_ok = r < valid_rows;
@@ -60,6 +61,49 @@ __device__ __forceinline__ void LoadTileSw128(T* s, const T* g, int64_t row_stri
       for (int e = 0; e < 8; ++e) {
         dst[e] = row_ok && col + e < d ? g[r * row_stride + col + e] : zero;
       }
+    }
+  }
+}
+
+// Epilogue of one warpgroup: normalise O and store the rows inside the sequence; LSE in natural
+// log (-inf and an all-zero row when no key was allowed). acc_o, row_max, row_sum, my_row are the
+// thread's registers in the accumulator fragment layout (wgmma.cuh).
+template <typename T, int kD>
+__device__ __forceinline__ void HopperEpilogue(const KernelParams& p, const TileRows& tr,
+                                               int32_t h, const float (&acc_o)[kD / 64][32],
+                                               const float (&row_max)[2],
+                                               const float (&row_sum)[2],
+                                               const int64_t (&my_row)[2], int lane) {
+  const int d = p.head_dim;
+  const int64_t q_stride = int64_t{p.num_heads_q} * d;
+  T* gO = static_cast<T*>(p.out) +
+          (int64_t{p.layout.cu_seqlens_q[tr.b]} + tr.row0) * q_stride + int64_t{h} * d;
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    float l = row_sum[r];
+    l += __shfl_xor_sync(0xffffffffu, l, 1);
+    l += __shfl_xor_sync(0xffffffffu, l, 2);
+    if (my_row[r] >= tr.lq) continue;
+    const float inv = l > 0.f ? 1.f / l : 0.f;
+    T* row_out = gO + (my_row[r] - tr.row0) * q_stride;
+#pragma unroll
+    for (int pn = 0; pn < kD / 64; ++pn) {
+#pragma unroll
+      for (int j = 0; j < 8; ++j) {
+        const int col = pn * 64 + j * 8 + 2 * (lane & 3);
+        const float x0 = acc_o[pn][4 * j + 2 * r] * inv, x1 = acc_o[pn][4 * j + 2 * r + 1] * inv;
+        if ((d & 1) == 0) {
+          if (col < d) *reinterpret_cast<uint32_t*>(row_out + col) = MmaType<T>::Pack(x0, x1);
+        } else {
+          if (col < d) row_out[col] = MmaType<T>::FromFloat(x0);
+          if (col + 1 < d) row_out[col + 1] = MmaType<T>::FromFloat(x1);
+        }
+      }
+    }
+    if (p.lse != nullptr && (lane & 3) == 0) {
+      const int64_t grow = int64_t{p.layout.cu_seqlens_q[tr.b]} + my_row[r];
+      p.lse[grow * p.num_heads_q + h] =
+          l > 0.f ? (row_max[r] + __log2f(l)) * 0.6931471805599453f : -INFINITY;
     }
   }
 }
@@ -95,13 +139,16 @@ __global__ void __launch_bounds__(HopperConfig<T, kD, kBlockM>::kThreads,
   const int32_t n_visits = p.visit_count[int64_t{hk} * p.num_q_tiles + t];
   const uint32_t* visits = p.visits + int64_t{hk} * p.plane_slots + p.q_tile_base[t];
 
-  LoadTileSw128<T, kD, kBlockM, Cfg::kThreads>(sQ, gQ, q_stride, tr.lq - tr.row0, d, vec);
+  LoadTileSw128<T, kD, kBlockM, Cfg::kThreads>(sQ, gQ, q_stride, tr.lq - tr.row0, d, vec,
+                                               threadIdx.x);
   auto load_kv = [&](uint32_t entry, int stage) {
     const int64_t j0 = int64_t{entry & kTileIndexMask} * kBlockN;
     LoadTileSw128<T, kD, kBlockN, Cfg::kThreads>(sK + stage * Cfg::kKVElems,
-                                                 gK + j0 * kv_stride, kv_stride, tr.lk - j0, d, vec);
+                                                 gK + j0 * kv_stride, kv_stride, tr.lk - j0, d, vec,
+                                                 threadIdx.x);
     LoadTileSw128<T, kD, kBlockN, Cfg::kThreads>(sV + stage * Cfg::kKVElems,
-                                                 gV + j0 * kv_stride, kv_stride, tr.lk - j0, d, vec);
+                                                 gV + j0 * kv_stride, kv_stride, tr.lk - j0, d, vec,
+                                                 threadIdx.x);
   };
   uint32_t next_entry = n_visits > 0 ? visits[0] : 0;
   if (n_visits > 0) load_kv(next_entry, 0);
@@ -238,37 +285,7 @@ __global__ void __launch_bounds__(HopperConfig<T, kD, kBlockM>::kThreads,
   }
   CpAsyncWaitAll();
 
-  // Epilogue: normalise and store rows inside the sequence; LSE in natural log.
-  T* gO = static_cast<T*>(p.out) +
-          (int64_t{p.layout.cu_seqlens_q[tr.b]} + tr.row0) * q_stride + int64_t{h} * d;
-#pragma unroll
-  for (int r = 0; r < 2; ++r) {
-    float l = row_sum[r];
-    l += __shfl_xor_sync(0xffffffffu, l, 1);
-    l += __shfl_xor_sync(0xffffffffu, l, 2);
-    if (my_row[r] >= tr.lq) continue;
-    const float inv = l > 0.f ? 1.f / l : 0.f;
-    T* row_out = gO + (my_row[r] - tr.row0) * q_stride;
-#pragma unroll
-    for (int pn = 0; pn < kPanels; ++pn) {
-#pragma unroll
-      for (int j = 0; j < 8; ++j) {
-        const int col = pn * 64 + j * 8 + 2 * (lane & 3);
-        const float x0 = acc_o[pn][4 * j + 2 * r] * inv, x1 = acc_o[pn][4 * j + 2 * r + 1] * inv;
-        if ((d & 1) == 0) {
-          if (col < d) *reinterpret_cast<uint32_t*>(row_out + col) = MmaType<T>::Pack(x0, x1);
-        } else {
-          if (col < d) row_out[col] = MmaType<T>::FromFloat(x0);
-          if (col + 1 < d) row_out[col + 1] = MmaType<T>::FromFloat(x1);
-        }
-      }
-    }
-    if (p.lse != nullptr && (lane & 3) == 0) {
-      const int64_t grow = int64_t{p.layout.cu_seqlens_q[tr.b]} + my_row[r];
-      p.lse[grow * p.num_heads_q + h] =
-          l > 0.f ? (row_max[r] + __log2f(l)) * 0.6931471805599453f : -INFINITY;
-    }
-  }
+  HopperEpilogue<T, kD>(p, tr, h, acc_o, row_max, row_sum, my_row, lane);
 #endif  // HBSA_HOPPER_DEVICE
 }
 

@@ -19,8 +19,12 @@ cudaError_t LaunchTensorCore(const KernelParams& p, cudaStream_t stream);
 
 // hopper_launch.cuh, instantiated per (dtype, head dim, query tile rows) in hopper_*.cu; those
 // files are compiled for sm_90a only and exist when HBSA_HAVE_HOPPER is defined.
+// kSimple: all threads load with cp.async, a CTA barrier per key tile (hopper_kernel.cuh);
+// kWarpSpecialized: a TMA producer + mbarrier ring, P V overlapped with the next softmax
+// (hopper_ws_kernel.cuh; D == 64 or 128 exactly, else kSimple).
+enum class HopperVariant { kSimple, kWarpSpecialized };
 template <typename T, int kD, int kBlockM>
-cudaError_t LaunchHopper(const KernelParams& p, cudaStream_t stream);
+cudaError_t LaunchHopper(const KernelParams& p, HopperVariant variant, cudaStream_t stream);
 // hopper_d128_bf16.cu: whether the wgmma kernels' sm_90a image can run on the current device.
 bool HopperImagePresent();
 

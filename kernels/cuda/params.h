@@ -48,6 +48,7 @@ struct KernelParams {
   int32_t num_heads_q = 0;   // Hq
   int32_t num_heads_k = 0;   // Hk
   int32_t head_dim = 0;      // D (the kernel's compiled tile may be wider; extra columns are 0)
+  int64_t total_k = 0;       // key rows over all sequences (host-side bound of the TMA maps)
   int32_t group = 1;         // Hq / Hk
   float scale = 0.f;         // softmax scale (fp32 kernel: natural-log domain)
   float scale_log2 = 0.f;    // softmax scale * log2(e) (tensor-core kernel: log2 domain)

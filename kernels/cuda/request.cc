@@ -225,6 +225,7 @@ absl::Status Enqueue(const AttentionArgs& a, const RequestLayout& layout, void* 
   p.num_heads_q = a.num_heads_q;
   p.num_heads_k = a.num_heads_k;
   p.head_dim = a.head_dim;
+  p.total_k = a.total_k;
   p.group = a.num_heads_q / a.num_heads_k;
   p.scale = EffectiveScale(a);
   p.scale_log2 = static_cast<float>(static_cast<double>(EffectiveScale(a)) * M_LOG2E);

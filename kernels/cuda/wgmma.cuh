@@ -1,7 +1,7 @@
 // wgmma.cuh: the Hopper (sm_90a) building blocks of the wgmma attention path: warpgroup MMA
 // wrappers (m64n64k16, fp32 accumulators, A from shared memory or registers), shared-memory
 // matrix descriptors, the 128-byte-swizzled tile layout they describe, and the async-proxy
-// fence. Device code only; every instruction here needs sm_90a (callers guard with
+// fence, mbarriers and TMA loads. Device code only; every instruction here needs sm_90a (callers guard with
 // HBSA_HOPPER_DEVICE).
 //
 // Shared-memory tile layout ("SW128 panels"): a [rows, kD] tile of 16-bit elements is stored as
@@ -18,6 +18,7 @@
 #ifndef HBSA_CUDA_WGMMA_CUH_
 #define HBSA_CUDA_WGMMA_CUH_
 
+#include <cuda.h>
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
@@ -75,6 +76,65 @@ template <int kN>
 __device__ __forceinline__ void FenceRegs(float (&r)[kN]) {
 #pragma unroll
   for (int i = 0; i < kN; ++i) asm volatile("" : "+f"(r[i])::"memory");
+}
+
+// mbarrier helpers (shared::cta). Wait loops on try_wait (acquire) until the phase of the given
+// parity has completed.
+__device__ __forceinline__ void MbarInit(uint32_t bar, int count) {
+#if HBSA_HOPPER_DEVICE
+  asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(bar), "r"(count) : "memory");
+#endif
+}
+// Makes mbarrier initialisations visible to other threads and to the async proxy (TMA).
+__device__ __forceinline__ void FenceMbarInit() {
+#if HBSA_HOPPER_DEVICE
+  asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+#endif
+}
+__device__ __forceinline__ void MbarArrive(uint32_t bar) {
+#if HBSA_HOPPER_DEVICE
+  asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];\n" ::"r"(bar) : "memory");
+#endif
+}
+// Arrives on `bar` when all of this thread's earlier cp.async copies have landed (the arrival
+// counts against the barrier's expected count: .noinc).
+__device__ __forceinline__ void MbarArriveCpAsync(uint32_t bar) {
+#if HBSA_HOPPER_DEVICE
+  asm volatile("cp.async.mbarrier.arrive.noinc.shared::cta.b64 [%0];\n" ::"r"(bar) : "memory");
+#endif
+}
+__device__ __forceinline__ void MbarWait(uint32_t bar, uint32_t parity) {
+#if HBSA_HOPPER_DEVICE
+  uint32_t done = 0;
+  do {
+    asm volatile(
+        "{\n.reg .pred p;\nmbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\n"
+        "selp.u32 %0, 1, 0, p;\n}\n"
+        : "=r"(done)
+        : "r"(bar), "r"(parity)
+        : "memory");
+  } while (done == 0);
+#endif
+}
+
+// Arms `bar` for `bytes` of asynchronous (TMA) writes and arrives once.
+__device__ __forceinline__ void MbarArriveExpectTx(uint32_t bar, uint32_t bytes) {
+#if HBSA_HOPPER_DEVICE
+  asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(bar), "r"(bytes)
+               : "memory");
+#endif
+}
+// TMA: loads the box at (column c0, row c1) of the 2-D tensor map `tmap` (a __grid_constant__
+// kernel parameter) to shared address `dst`; completion is counted in bytes on `bar`.
+__device__ __forceinline__ void TmaLoad2d(uint32_t dst, const void* tmap, int32_t c0, int32_t c1,
+                                          uint32_t bar) {
+#if HBSA_HOPPER_DEVICE
+  asm volatile(
+      "cp.async.bulk.tensor.2d.shared::cluster.global.mbarrier::complete_tx::bytes"
+      " [%0], [%1, {%2, %3}], [%4];\n" ::"r"(dst),
+      "l"(reinterpret_cast<uint64_t>(tmap)), "r"(c0), "r"(c1), "r"(bar)
+      : "memory");
+#endif
 }
 
 template <typename T>

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # scripts/gpu/run_device.sh: everything one GPU-machine call does, logs under $OUT.
-#   run_device.sh BUNDLE [tests] [sanitizer] [bench] [flex] [bench_mmasync]
+#   run_device.sh BUNDLE [tests] [tests_simple] [sanitizer] [bench] [flex] [bench_simple] [bench_mmasync]
 # BUNDLE is a ../shared/tools/device-bundle folder holding golden_cuda_test, property_cuda_test,
 # large_offset_cuda_test and libhbsa_bench_capi.so (made by scripts/gpu/bundle.sh). Steps run
 # in the order given; each appends to its own log so a partial run still reports.
@@ -15,12 +15,24 @@ mkdir -p "$out"
 cat "$out/info.txt"
 for step in "$@"; do
   case $step in
-    tests)
-      for t in wgmma_selftest hopper_cuda_test golden_cuda_test property_cuda_test large_offset_cuda_test; do
+    tests|tests_simple)
+      # tests_simple: the v1 wgmma kernel (HBSA_HOPPER_KERNEL=simple) on the quick tests.
+      list="wgmma_selftest hopper_cuda_test golden_cuda_test property_cuda_test large_offset_cuda_test"
+      if [ "$step" = tests_simple ]; then export HBSA_HOPPER_KERNEL=simple; list="hopper_cuda_test golden_cuda_test property_cuda_test"; else unset HBSA_HOPPER_KERNEL; fi
+      for t in $list; do
         [ -x "$bundle/bin/$t" ] || { echo "== $t not in bundle" | tee -a "$out/tests.log"; continue; }
         echo "== $t" | tee -a "$out/tests.log"
         timeout 300 "$bundle/bin/$t" 2>&1 | tee -a "$out/tests.log" | grep -E "^(GOLDEN|LARGE|WGMMA|HOPPER_PATH|\[  )|FAIL|Failure|S\[|O\[" | tail -40
       done ;;
+    sanitizer_golden)
+      # The reduced set: memcheck and racecheck on the golden cases, memcheck on the Hopper cases.
+      for run in "memcheck golden_cuda_test" "racecheck golden_cuda_test" "memcheck hopper_cuda_test"; do
+        set -- $run
+        echo "== $1 $2" | tee -a "$out/sanitizer.log"
+        timeout 200 compute-sanitizer --tool $1 --error-exitcode 9 "$bundle/bin/$2" \
+          >> "$out/sanitizer.log" 2>&1; echo "exit $?" | tee -a "$out/sanitizer.log"
+      done
+      grep -E "ERROR SUMMARY|RACECHECK SUMMARY" "$out/sanitizer.log" | sort | uniq -c ;;
     sanitizer)
       for tool in memcheck racecheck; do
         echo "== $tool golden" | tee -a "$out/sanitizer.log"
@@ -32,10 +44,13 @@ for step in "$@"; do
           >> "$out/sanitizer.log" 2>&1; echo "exit $?" | tee -a "$out/sanitizer.log"
       done
       grep -E "ERROR SUMMARY|RACECHECK SUMMARY" "$out/sanitizer.log" | sort | uniq -c ;;
-    bench|flex|bench_mmasync)
-      # bench_mmasync: the mma.sync kernel on the same device (wgmma path switched off).
+    bench|flex|bench_mmasync|bench_simple)
+      # bench_mmasync: the mma.sync kernel on the same device (wgmma path switched off);
+      # bench_simple: the v1 wgmma kernel.
       extra=(--no-flex); [ "$step" = flex ] && extra=()
-      if [ "$step" = bench_mmasync ]; then export HBSA_CUDA_NO_WGMMA=1; else unset HBSA_CUDA_NO_WGMMA; fi
+      unset HBSA_HOPPER_KERNEL HBSA_CUDA_NO_WGMMA
+      [ "$step" = bench_mmasync ] && export HBSA_CUDA_NO_WGMMA=1
+      [ "$step" = bench_simple ] && export HBSA_HOPPER_KERNEL=simple
       PYTHONUNBUFFERED=1 timeout 500 python3 bench/cuda/bench.py --lib "$bundle/bin/libhbsa_bench_capi.so" \
         --out "$out/bench_$step.jsonl" "${extra[@]}" 2>&1 | tee -a "$out/bench_$step.log" | \
         python3 -c 'import sys,json

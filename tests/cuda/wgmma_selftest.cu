@@ -30,9 +30,9 @@ __global__ void SelfTestKernel(const T* q, const T* k, const T* pm, const T* v, 
   T* sQ = reinterpret_cast<T*>(smem);
   T* sK = sQ + kRows * kD;
   T* sV = sK + kRows * kD;
-  LoadTileSw128<T, kD, kRows, 128>(sQ, q, kD, kRows, kD, true);
-  LoadTileSw128<T, kD, kRows, 128>(sK, k, kD, kRows, kD, true);
-  LoadTileSw128<T, kD, kRows, 128>(sV, v, kD, kRows, kD, true);
+  LoadTileSw128<T, kD, kRows, 128>(sQ, q, kD, kRows, kD, true, threadIdx.x);
+  LoadTileSw128<T, kD, kRows, 128>(sK, k, kD, kRows, kD, true, threadIdx.x);
+  LoadTileSw128<T, kD, kRows, 128>(sV, v, kD, kRows, kD, true, threadIdx.x);
   CpAsyncCommit();
   CpAsyncWaitAll();
   FenceProxyAsync();
