@@ -33,6 +33,18 @@ TEST(CudaHeuristics, TileShapes) {
   EXPECT_TRUE(eq(ChooseTile(DType::kFloat32, 128, 128), 32, 32));
 }
 
+TEST(CudaHeuristics, HopperPathOnlyOnSm90aForHalfPrecisionUpTo128) {
+  EXPECT_TRUE(UseHopperPath(9, true, DType::kBFloat16, 128, false));
+  EXPECT_TRUE(UseHopperPath(9, true, DType::kFloat16, 64, false));
+  EXPECT_TRUE(UseHopperPath(9, true, DType::kFloat16, 33, false));  // padded to 64
+  EXPECT_FALSE(UseHopperPath(9, true, DType::kBFloat16, 129, false));  // D = 256 tile: mma.sync
+  EXPECT_FALSE(UseHopperPath(9, true, DType::kFloat32, 128, false));
+  EXPECT_FALSE(UseHopperPath(8, true, DType::kBFloat16, 128, false));
+  EXPECT_FALSE(UseHopperPath(10, true, DType::kBFloat16, 128, false));
+  EXPECT_FALSE(UseHopperPath(9, false, DType::kBFloat16, 128, false));  // no sm_90a image
+  EXPECT_FALSE(UseHopperPath(9, true, DType::kBFloat16, 128, true));    // HBSA_CUDA_NO_WGMMA=1
+}
+
 TEST(CudaRequestLayout, AlignedPiecesAndPackedInputs) {
   const std::vector<int32_t> cu_q = {0, 100, 100, 300}, cu_k = {0, 50, 120, 120};
   const int32_t hq = 4, hk = 2, d = 40, sq = 7, sk = 33;
