@@ -1,4 +1,6 @@
-// hopper_kernel.cuh: the Hopper (sm_90a) fp16/bf16 forward kernel on warpgroup MMA (wgmma).
+// hopper_kernel.cuh: Hopper (sm_90a) fp16/bf16 forward kernel v1 on warpgroup MMA (wgmma), and
+// the epilogue both Hopper kernels share. v1 runs head dims that are not exactly 64 or 128 (and
+// HBSA_HOPPER_KERNEL=simple); hopper_ws_kernel.cuh (v2, TMA + warp specialisation) runs the rest.
 //
 // One CTA per (query tile t, query head h), as the mma.sync kernel, over the same planner
 // visit lists (plan_kernel.cuh): kBlockM = 64 or 128 query rows on kBlockM / 64 warpgroups, each
