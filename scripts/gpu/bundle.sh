@@ -8,4 +8,4 @@ rm -rf "$root/.device/cuda"
 "$root/../shared/tools/device-bundle" "$root/.device/cuda" \
   "$build/tests/cuda/golden_cuda_test" "$build/tests/cuda/property_cuda_test" \
   "$build/tests/cuda/large_offset_cuda_test" "$build/bench/cuda/libhbsa_bench_capi.so" \
-  $(for t in wgmma_selftest hopper_cuda_test; do [ -x "$build/tests/cuda/$t" ] && echo "$build/tests/cuda/$t"; done)
+  $(for t in wgmma_selftest hopper_cuda_test cross_sequence_cuda_test; do [ -x "$build/tests/cuda/$t" ] && echo "$build/tests/cuda/$t"; done)

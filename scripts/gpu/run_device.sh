@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # scripts/gpu/run_device.sh: everything one GPU-machine call does, logs under $OUT.
 #   run_device.sh BUNDLE [tests] [tests_simple] [sanitizer] [bench] [flex] [bench_simple] [bench_mmasync]
+#                        [xseq] [xseq_sanitizer] [bench_quick]
 # BUNDLE is a ../shared/tools/device-bundle folder holding golden_cuda_test, property_cuda_test,
 # large_offset_cuda_test and libhbsa_bench_capi.so (made by scripts/gpu/bundle.sh). Steps run
 # in the order given; each appends to its own log so a partial run still reports.
@@ -23,6 +24,42 @@ for step in "$@"; do
         [ -x "$bundle/bin/$t" ] || { echo "== $t not in bundle" | tee -a "$out/tests.log"; continue; }
         echo "== $t" | tee -a "$out/tests.log"
         timeout 300 "$bundle/bin/$t" 2>&1 | tee -a "$out/tests.log" | grep -E "^(GOLDEN|LARGE|WGMMA|HOPPER_PATH|\[  )|FAIL|Failure|S\[|O\[" | tail -40
+      done ;;
+    xseq)
+      # Poisoned neighbours (cross_sequence_cuda_test) under the three kernels; a
+      # cross_sequence_cuda_test_prefix binary in the bundle (the build before a fix) runs first.
+      for k in prefix default simple mmasync; do
+        bin="$bundle/bin/cross_sequence_cuda_test"; [ $k = prefix ] && bin="${bin}_prefix"
+        [ -x "$bin" ] || continue
+        echo "== xseq $k" | tee -a "$out/xseq.log"
+        ( unset HBSA_HOPPER_KERNEL HBSA_CUDA_NO_WGMMA
+          [ $k = simple ] && export HBSA_HOPPER_KERNEL=simple
+          [ $k = mmasync ] && export HBSA_CUDA_NO_WGMMA=1
+          timeout 120 "$bin" ) >> "$out/xseq.log" 2>&1; echo "exit $?" | tee -a "$out/xseq.log"
+        grep -E "XSEQ kernel=.*configs|FAIL" "$out/xseq.log" | tail -3
+      done ;;
+    xseq_sanitizer)
+      # memcheck on the whole poisoned-neighbour test, racecheck on its first 6 configurations.
+      for run in "memcheck 24" "racecheck 6"; do
+        set -- $run
+        echo "== $1 cross_sequence_cuda_test ($2 configs)" | tee -a "$out/xseq_sanitizer.log"
+        HBSA_XSEQ_CONFIGS=$2 timeout 75 compute-sanitizer --tool $1 --error-exitcode 9 \
+          "$bundle/bin/cross_sequence_cuda_test" > "$out/san_tmp.log" 2>&1; echo "exit $?" >> "$out/san_tmp.log"
+        grep -vE "^XSEQ .*PASS$" "$out/san_tmp.log" | tail -30 >> "$out/xseq_sanitizer.log"; rm -f "$out/san_tmp.log"
+      done
+      grep -E "ERROR SUMMARY|RACECHECK SUMMARY|^exit" "$out/xseq_sanitizer.log" ;;
+    bench_quick)
+      # N = 4096 rows without FlexAttention, for this bundle's library and (when present) the
+      # library built before a fix, on the same machine.
+      for lib in libhbsa_bench_capi_prefix libhbsa_bench_capi; do
+        [ -f "$bundle/bin/$lib.so" ] || continue
+        echo "== $lib" | tee -a "$out/bench_quick.log"
+        PYTHONUNBUFFERED=1 timeout 150 python3 bench/cuda/bench.py --lib "$bundle/bin/$lib.so" \
+          --out "$out/bench_quick_$lib.jsonl" --n 4096 --no-flex 2>&1 | python3 -c 'import sys,json
+for l in sys.stdin:
+  try: r=json.loads(l)
+  except Exception: print(l.rstrip()[:200]); continue
+  print(r["n"],int(r["causal"]),r["sq"],r["sk"],r["sparsity"],"ours %.4f"%r["hbsa_ms"],"tf %.0f"%r["hbsa_tflops"])' | tee -a "$out/bench_quick.log"
       done ;;
     sanitizer_golden)
       # The reduced set: memcheck and racecheck on the golden cases, memcheck on the Hopper cases.
