@@ -9,7 +9,9 @@
 //   stage's byte count; empty[s]: every consumer warp arrives when it no longer reads the
 //   stage). Requires D == kD (the box must not reach the next head's columns); other head dims
 //   use HopperAttentionKernel. Rows past a sequence's end come from the next sequence (or are
-//   zero past the tensor): masked in S, and multiplied by P = 0 in P V. Consumers never run a CTA-wide barrier in the
+//   zero past the tensor): masked in S by selection (-inf, so Inf/NaN scores vanish); in the
+//   rare partial last tile of a sequence the consumers zero those V rows in shared memory
+//   before P V (0 * Inf would be NaN). Consumers never run a CTA-wide barrier in the
 //   loop, so the two warpgroups drift apart and one's softmax overlaps the other's MMAs.
 // * Inside a warpgroup, O += P V of the previous live tile is issued right after S = Q K^T of
 //   the current one and completes while the softmax of the current tile runs (the accumulator
@@ -45,6 +47,24 @@ struct HopperWsConfig {
   // Tiles, 2 x kStages mbarriers, and 1 KB to round the base up to the swizzle period.
   static constexpr size_t kSmemBytes = kTileBytes + 16 * kStages + 1024;
 };
+
+// Zeroes rows [valid_rows, kRows) of every 64-column SW128 panel of a [kRows, 64 * kPanels] tile
+// (the swizzle permutes 16-byte chunks inside a 128-byte row, so whole rows stay rows). Thread
+// `tid` of kThreads takes every kThreads-th 16-byte chunk.
+template <int kPanels, int kRows, int kThreads>
+__device__ __forceinline__ void ZeroSw128Rows(unsigned char* tile, int valid_rows, int tid) {
+  const int chunks_per_panel = (kRows - valid_rows) * 8;
+  for (int idx = tid; idx < kPanels * chunks_per_panel; idx += kThreads) {
+    const int pn = idx / chunks_per_panel, c = idx % chunks_per_panel;
+    *reinterpret_cast<uint4*>(tile + pn * kRows * 128 + valid_rows * 128 + c * 16) =
+        make_uint4(0u, 0u, 0u, 0u);
+  }
+}
+
+// Barrier of the consumer warpgroups only (named barrier 1; the producer warp never joins).
+__device__ __forceinline__ void ConsumerBarrier(int threads) {
+  asm volatile("bar.sync 1, %0;\n" ::"r"(threads) : "memory");
+}
 
 template <typename T, int kD, int kBlockM>
 __global__ void __launch_bounds__(HopperWsConfig<T, kD, kBlockM>::kThreads, 1)
@@ -154,6 +174,18 @@ __global__ void __launch_bounds__(HopperWsConfig<T, kD, kBlockM>::kThreads, 1)
     const int s = it % kStages;
     const uint32_t entry = visits[it];
     MbarWait(full_bar + 8 * s, (it / kStages) & 1);
+    const int64_t j0 = int64_t{entry & kTileIndexMask} * kBlockN;
+    if (j0 + kBlockN > tr.lk) {
+      // The sequence's last, partial tile: its rows past lk are the next sequence's (TMA boxes
+      // do not stop at a sequence end). Their P is 0, but 0 * Inf = NaN in P V, so those V rows
+      // are zeroed before any wgmma reads the stage (K's rows only reach S, where the mask
+      // selects -inf). Uniform over the consumers; disjoint rows per thread.
+      ZeroSw128Rows<kPanels, kBlockN, Cfg::kConsumerThreads>(
+          reinterpret_cast<unsigned char*>(sV + s * Cfg::kKVElems), static_cast<int>(tr.lk - j0),
+          threadIdx.x);
+      FenceProxyAsync();
+      ConsumerBarrier(Cfg::kConsumerThreads);
+    }
     // A half that needs nothing from the tile computes it fully masked (P = 0): wgmma issue
     // stays in uniform control flow, which ptxas needs to keep the MMAs asynchronous. Only the
     // causal diagonal of 128-row tiles over 128-row blocks takes this path.
@@ -184,7 +216,6 @@ __global__ void __launch_bounds__(HopperWsConfig<T, kD, kBlockM>::kThreads, 1)
     FenceRegs(acc_s);
 
     // Mask per element in partial halves (bit 4 * nt + e), rolled loop.
-    const int64_t j0 = int64_t{entry & kTileIndexMask} * kBlockN;
     uint32_t allowed = live ? 0xffffffffu : 0u;
     if (live && (flags & kHalfPartial)) {
       const bool single = (flags & kHalfSingleBlock) != 0;
