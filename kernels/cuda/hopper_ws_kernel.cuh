@@ -9,10 +9,12 @@
 //   stage's byte count; empty[s]: every consumer warp arrives when it no longer reads the
 //   stage). Requires D == kD (the box must not reach the next head's columns); other head dims
 //   use HopperAttentionKernel. Rows past a sequence's end come from the next sequence (or are
-//   zero past the tensor): masked in S by selection (-inf, so Inf/NaN scores vanish); in the
-//   rare partial last tile of a sequence the consumers zero those V rows in shared memory
-//   before P V (0 * Inf would be NaN). Consumers never run a CTA-wide barrier in the
-//   loop, so the two warpgroups drift apart and one's softmax overlaps the other's MMAs.
+//   zero past the tensor): masked in S by selection (-inf, so Inf/NaN scores vanish). The
+//   sequence's partial last tile (always the last visit) lands on its own mbarrier: the
+//   producer warp zeroes its V rows past the sequence end (0 * Inf would be NaN in P V) and
+//   only then completes the stage's full barrier, so the consumer loop is unchanged. Consumers
+//   never run a CTA-wide barrier in the loop, so the two warpgroups drift apart and one's
+//   softmax overlaps the other's MMAs.
 // * Inside a warpgroup, O += P V of the previous live tile is issued right after S = Q K^T of
 //   the current one and completes while the softmax of the current tile runs (the accumulator
 //   is rescaled only after that MMA has been waited for).
@@ -44,8 +46,8 @@ struct HopperWsConfig {
   static constexpr int kQElems = kBlockM * kD;
   static constexpr int kKVElems = kBlockN * kD;
   static constexpr size_t kTileBytes = size_t{kQElems + 2 * kStages * kKVElems} * sizeof(T);
-  // Tiles, 2 x kStages mbarriers, and 1 KB to round the base up to the swizzle period.
-  static constexpr size_t kSmemBytes = kTileBytes + 16 * kStages + 1024;
+  // Tiles, 2 x kStages + 1 mbarriers, and 1 KB to round the base up to the swizzle period.
+  static constexpr size_t kSmemBytes = kTileBytes + 16 * kStages + 8 + 1024;
 };
 
 // Zeroes rows [valid_rows, kRows) of every 64-column SW128 panel of a [kRows, 64 * kPanels] tile
@@ -59,11 +61,6 @@ __device__ __forceinline__ void ZeroSw128Rows(unsigned char* tile, int valid_row
     *reinterpret_cast<uint4*>(tile + pn * kRows * 128 + valid_rows * 128 + c * 16) =
         make_uint4(0u, 0u, 0u, 0u);
   }
-}
-
-// Barrier of the consumer warpgroups only (named barrier 1; the producer warp never joins).
-__device__ __forceinline__ void ConsumerBarrier(int threads) {
-  asm volatile("bar.sync 1, %0;\n" ::"r"(threads) : "memory");
 }
 
 template <typename T, int kD, int kBlockM>
@@ -83,6 +80,7 @@ __global__ void __launch_bounds__(HopperWsConfig<T, kD, kBlockM>::kThreads, 1)
   constexpr uint32_t kStageBytes = Cfg::kKVElems * sizeof(T);
   const uint32_t full_bar = SmemAddr(smem + Cfg::kTileBytes);  // kStages x 8 bytes
   const uint32_t empty_bar = full_bar + 8 * kStages;            // kStages x 8 bytes
+  const uint32_t tail_bar = empty_bar + 8 * kStages;            // the partial last tile's TMA
 
   const int32_t t = p.num_q_tiles - 1 - static_cast<int32_t>(blockIdx.x);
   const int32_t h = blockIdx.y;
@@ -106,6 +104,7 @@ __global__ void __launch_bounds__(HopperWsConfig<T, kD, kBlockM>::kThreads, 1)
         MbarInit(full_bar + 8 * s, 1);
         MbarInit(empty_bar + 8 * s, Cfg::kConsumerThreads / 32);
       }
+      MbarInit(tail_bar, 1);
       FenceMbarInit();
     }
     CpAsyncWaitAll();
@@ -114,17 +113,22 @@ __global__ void __launch_bounds__(HopperWsConfig<T, kD, kBlockM>::kThreads, 1)
   }
 
   if (threadIdx.x >= Cfg::kConsumerThreads) {
-    // Producer: one thread. Tile it goes to stage it % kStages once every consumer warp released
-    // the stage's previous tile; kPanels TMA boxes of [64 keys, 64 columns] each for K and V
-    // (the maps' 128-byte swizzle is the SW128 panel layout).
-    if (threadIdx.x != Cfg::kConsumerThreads) return;
+    // Producer warp. Lane 0 streams tile it to stage it % kStages once every consumer warp
+    // released the stage's previous tile; kPanels TMA boxes of [64 keys, 64 columns] each for K
+    // and V (the maps' 128-byte swizzle is the SW128 panel layout). A partial last tile (the
+    // boxes reach into the next sequence) lands on tail_bar instead; the whole warp then zeroes
+    // its V rows past the sequence end, fences them for wgmma's async proxy and completes the
+    // stage's full barrier with a plain arrive (its count is 1).
+    const int lane = threadIdx.x & 31;
     const int32_t row_base = p.layout.cu_seqlens_k[tr.b];
     const uint32_t k_base = SmemAddr(sK), v_base = SmemAddr(sV);
-    for (int32_t it = 0; it < n_visits; ++it) {
+    const int64_t last_j0 =
+        n_visits > 0 ? int64_t{visits[n_visits - 1] & kTileIndexMask} * kBlockN : 0;
+    const bool tail = n_visits > 0 && last_j0 + kBlockN > tr.lk;
+    auto load = [&](int32_t it, uint32_t bar) {
       const int s = it % kStages;
       if (it >= kStages) MbarWait(empty_bar + 8 * s, ((it / kStages) - 1) & 1);
       const int32_t row = row_base + static_cast<int32_t>(visits[it] & kTileIndexMask) * kBlockN;
-      const uint32_t bar = full_bar + 8 * s;
       MbarArriveExpectTx(bar, 2 * kStageBytes);
 #pragma unroll
       for (int pn = 0; pn < kPanels; ++pn) {
@@ -132,7 +136,21 @@ __global__ void __launch_bounds__(HopperWsConfig<T, kD, kBlockM>::kThreads, 1)
         TmaLoad2d(k_base + off, &tmap_k, hk * kD + pn * 64, row, bar);
         TmaLoad2d(v_base + off, &tmap_v, hk * kD + pn * 64, row, bar);
       }
+    };
+    if (lane == 0) {
+      const int32_t n_plain = tail ? n_visits - 1 : n_visits;
+      for (int32_t it = 0; it < n_plain; ++it) load(it, full_bar + 8 * (it % kStages));
+      if (tail) load(n_visits - 1, tail_bar);
     }
+    if (!tail) return;  // uniform over the warp
+    __syncwarp();
+    const int s = (n_visits - 1) % kStages;
+    MbarWait(tail_bar, 0);
+    ZeroSw128Rows<kPanels, kBlockN, 32>(reinterpret_cast<unsigned char*>(sV + s * Cfg::kKVElems),
+                                        static_cast<int>(tr.lk - last_j0), lane);
+    FenceProxyAsync();
+    __syncwarp();
+    if (lane == 0) MbarArrive(full_bar + 8 * s);
     return;
   }
 
@@ -174,18 +192,6 @@ __global__ void __launch_bounds__(HopperWsConfig<T, kD, kBlockM>::kThreads, 1)
     const int s = it % kStages;
     const uint32_t entry = visits[it];
     MbarWait(full_bar + 8 * s, (it / kStages) & 1);
-    const int64_t j0 = int64_t{entry & kTileIndexMask} * kBlockN;
-    if (j0 + kBlockN > tr.lk) {
-      // The sequence's last, partial tile: its rows past lk are the next sequence's (TMA boxes
-      // do not stop at a sequence end). Their P is 0, but 0 * Inf = NaN in P V, so those V rows
-      // are zeroed before any wgmma reads the stage (K's rows only reach S, where the mask
-      // selects -inf). Uniform over the consumers; disjoint rows per thread.
-      ZeroSw128Rows<kPanels, kBlockN, Cfg::kConsumerThreads>(
-          reinterpret_cast<unsigned char*>(sV + s * Cfg::kKVElems), static_cast<int>(tr.lk - j0),
-          threadIdx.x);
-      FenceProxyAsync();
-      ConsumerBarrier(Cfg::kConsumerThreads);
-    }
     // A half that needs nothing from the tile computes it fully masked (P = 0): wgmma issue
     // stays in uniform control flow, which ptxas needs to keep the MMAs asynchronous. Only the
     // causal diagonal of 128-row tiles over 128-row blocks takes this path.
@@ -216,6 +222,7 @@ __global__ void __launch_bounds__(HopperWsConfig<T, kD, kBlockM>::kThreads, 1)
     FenceRegs(acc_s);
 
     // Mask per element in partial halves (bit 4 * nt + e), rolled loop.
+    const int64_t j0 = int64_t{entry & kTileIndexMask} * kBlockN;
     uint32_t allowed = live ? 0xffffffffu : 0u;
     if (live && (flags & kHalfPartial)) {
       const bool single = (flags & kHalfSingleBlock) != 0;
