@@ -5,10 +5,15 @@
 # BUNDLE is a ../shared/tools/device-bundle folder holding golden_cuda_test, property_cuda_test,
 # large_offset_cuda_test and libhbsa_bench_capi.so (made by scripts/gpu/bundle.sh). Steps run
 # in the order given; each appends to its own log so a partial run still reports.
+# Environment: HBSA_BIN_SUFFIX picks a second build's binaries bundled beside the first (e.g. _b:
+# golden_cuda_test_b, libhbsa_bench_capi_b.so) for tests/xseq/xseq_sanitizer/bench steps;
+# HBSA_XSEQ_KERNELS limits xseq's kernels; HBSA_BENCH_LIBS sets bench_quick's libraries;
+# HBSA_BENCH_TIMEOUT the full bench's time limit (s).
 set -uo pipefail
 bundle=$1; shift
 source "$bundle/env.sh"
 out=${OUT:-/tmp/out}
+sfx=${HBSA_BIN_SUFFIX:-}
 mkdir -p "$out"
 { date -u; nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv;
   python3 -c 'import torch, triton; print("torch", torch.__version__, "triton", triton.__version__)'; } \
@@ -21,15 +26,16 @@ for step in "$@"; do
       list="wgmma_selftest hopper_cuda_test golden_cuda_test property_cuda_test large_offset_cuda_test"
       if [ "$step" = tests_simple ]; then export HBSA_HOPPER_KERNEL=simple; list="hopper_cuda_test golden_cuda_test property_cuda_test"; else unset HBSA_HOPPER_KERNEL; fi
       for t in $list; do
-        [ -x "$bundle/bin/$t" ] || { echo "== $t not in bundle" | tee -a "$out/tests.log"; continue; }
-        echo "== $t" | tee -a "$out/tests.log"
-        timeout 300 "$bundle/bin/$t" 2>&1 | tee -a "$out/tests.log" | grep -E "^(GOLDEN|LARGE|WGMMA|HOPPER_PATH|\[  )|FAIL|Failure|S\[|O\[" | tail -40
+        [ -x "$bundle/bin/$t$sfx" ] || { echo "== $t$sfx not in bundle" | tee -a "$out/tests.log"; continue; }
+        echo "== $t$sfx" | tee -a "$out/tests.log"
+        timeout 300 "$bundle/bin/$t$sfx" 2>&1 | tee -a "$out/tests.log" | grep -E "^(GOLDEN|LARGE|WGMMA|HOPPER_PATH|\[  )|FAIL|Failure|S\[|O\[" | tail -40
+        echo "exit ${PIPESTATUS[0]}" | tee -a "$out/tests.log"
       done ;;
     xseq)
       # Poisoned neighbours (cross_sequence_cuda_test) under the three kernels; a
       # cross_sequence_cuda_test_prefix binary in the bundle (the build before a fix) runs first.
-      for k in prefix default simple mmasync; do
-        bin="$bundle/bin/cross_sequence_cuda_test"; [ $k = prefix ] && bin="${bin}_prefix"
+      for k in ${HBSA_XSEQ_KERNELS:-prefix default simple mmasync}; do
+        bin="$bundle/bin/cross_sequence_cuda_test$sfx"; [ $k = prefix ] && bin="${bin%$sfx}_prefix"
         [ -x "$bin" ] || continue
         echo "== xseq $k" | tee -a "$out/xseq.log"
         ( unset HBSA_HOPPER_KERNEL HBSA_CUDA_NO_WGMMA
@@ -44,14 +50,14 @@ for step in "$@"; do
         set -- $run
         echo "== $1 cross_sequence_cuda_test ($2 configs)" | tee -a "$out/xseq_sanitizer.log"
         HBSA_XSEQ_CONFIGS=$2 timeout 75 compute-sanitizer --tool $1 --error-exitcode 9 \
-          "$bundle/bin/cross_sequence_cuda_test" > "$out/san_tmp.log" 2>&1; echo "exit $?" >> "$out/san_tmp.log"
+          "$bundle/bin/cross_sequence_cuda_test$sfx" > "$out/san_tmp.log" 2>&1; echo "exit $?" >> "$out/san_tmp.log"
         grep -vE "^XSEQ .*PASS$" "$out/san_tmp.log" | tail -30 >> "$out/xseq_sanitizer.log"; rm -f "$out/san_tmp.log"
       done
       grep -E "ERROR SUMMARY|RACECHECK SUMMARY|^exit" "$out/xseq_sanitizer.log" ;;
     bench_quick)
       # N = 4096 rows without FlexAttention, for this bundle's library and (when present) the
       # library built before a fix, on the same machine.
-      for lib in libhbsa_bench_capi_prefix libhbsa_bench_capi; do
+      for lib in ${HBSA_BENCH_LIBS:-libhbsa_bench_capi_prefix libhbsa_bench_capi}; do
         [ -f "$bundle/bin/$lib.so" ] || continue
         echo "== $lib" | tee -a "$out/bench_quick.log"
         PYTHONUNBUFFERED=1 timeout 150 python3 bench/cuda/bench.py --lib "$bundle/bin/$lib.so" \
@@ -88,7 +94,7 @@ for l in sys.stdin:
       unset HBSA_HOPPER_KERNEL HBSA_CUDA_NO_WGMMA
       [ "$step" = bench_mmasync ] && export HBSA_CUDA_NO_WGMMA=1
       [ "$step" = bench_simple ] && export HBSA_HOPPER_KERNEL=simple
-      PYTHONUNBUFFERED=1 timeout 500 python3 bench/cuda/bench.py --lib "$bundle/bin/libhbsa_bench_capi.so" \
+      PYTHONUNBUFFERED=1 timeout ${HBSA_BENCH_TIMEOUT:-500} python3 bench/cuda/bench.py --lib "$bundle/bin/libhbsa_bench_capi$sfx.so" \
         --out "$out/bench_$step.jsonl" "${extra[@]}" 2>&1 | tee -a "$out/bench_$step.log" | \
         python3 -c 'import sys,json
 for l in sys.stdin:
