@@ -76,10 +76,11 @@ for r in rows:
     flex = r.get("flex_ms")
     best = min(r["anchor_upstream_ms"], flex) if flex else r["anchor_upstream_ms"]
     su = r["anchor_upstream_ms"] / r["hbsa_ms"]
+    dense = f"{r['dense_ms']:.2f}" if "dense_ms" in r else "-"  # absent in run 9's file
     logs_up.append(math.log(su))
     logs_best.append(math.log(best / r["hbsa_ms"]))
     print(f"| {r['n']} | {'yes' if r['causal'] else 'no'} | {r['sq']}x{r['sk']} | {r['sparsity']} | "
-          f"{r['hbsa_ms']:.3f} | {r['hbsa_tflops']:.0f} | {r['dense_ms']:.2f} | "
+          f"{r['hbsa_ms']:.3f} | {r['hbsa_tflops']:.0f} | {dense} | "
           f"{flex:.2f} | {r['anchor_upstream_ms']:.2f} | {best:.2f} | {r['hbsa_ms'] / best:.2f} | "
           f"{r['ideal_ms']:.2f} | {r['hbsa_ms'] / r['ideal_ms']:.2f} | {su:.2f}x |")
 n = len(rows)
