@@ -110,6 +110,108 @@ __device__ __forceinline__ void HopperEpilogue(const KernelParams& p, const Tile
   }
 }
 
+// The per-tile steps both Hopper kernels share (this one and hopper_ws_kernel.cuh). Fragments are
+// in the wgmma accumulator layout (wgmma.cuh): S element e of n-tile nt is acc_s[4 * nt + e],
+// rows (lane / 4) and (lane / 4 + 8) of the warp's 16 are e in {0, 1} and {2, 3}.
+
+// Issues S = Q K^T for one 64-row warpgroup: kD / 16 wgmma steps of 16 reduction columns (32
+// bytes) each. The caller fences, commits and waits.
+template <typename T, int kD, int kBlockM, int kBlockN>
+__device__ __forceinline__ void IssueQK(float (&acc_s)[32], uint32_t q_addr, uint32_t k_addr) {
+#pragma unroll
+  for (int kk = 0; kk < kD / 16; ++kk) {
+    const uint32_t panel = kk / 4, slice = (kk % 4) * 32;
+    Wgmma<T>::SS(acc_s, Sw128Desc(q_addr + panel * kBlockM * 128 + slice),
+                 Sw128Desc(k_addr + panel * kBlockN * 128 + slice), kk > 0 ? 1 : 0);
+  }
+}
+
+// Bit set of the allowed elements of this thread's S fragment (bit 4 * nt + e) in a partial
+// half-tile whose key tile starts at local key row j0; rolled loop. `single`: the half lies in
+// one mask block pair that is on, so only the causal rule and the sequence ends apply.
+template <int kBlockN>
+__device__ __forceinline__ uint32_t PartialAllowedBits(const KernelParams& p, const TileRows& tr,
+                                                       int32_t hk, bool single, int64_t j0,
+                                                       const int64_t (&my_row)[2], int lane) {
+  uint32_t bits = 0;
+#pragma unroll 1
+  for (int bit = 0; bit < kBlockN / 2; ++bit) {
+    const int64_t i = my_row[(bit >> 1) & 1];
+    const int64_t j = j0 + (bit >> 2) * 8 + 2 * (lane & 3) + (bit & 1);
+    bool ok = i < tr.lq && j < tr.lk;
+    if (ok) {
+      ok = single ? (!p.causal || CausalAllows(i, j, tr.lq, tr.lk))
+                  : ElementAllowed(p.layout, p.mask, p.causal, hk, tr.b, i, j);
+    }
+    bits |= uint32_t{ok} << bit;
+  }
+  return bits;
+}
+
+// Online softmax over one tile of S (a quad of 4 lanes shares a row): scales to the log2 domain,
+// masks by selection (-inf where `allowed` is clear, so NaN scores never propagate), updates the
+// running max over allowed entries only, turns S into P in place and returns each row's O
+// rescale factor in alpha.
+template <int kBlockN>
+__device__ __forceinline__ void OnlineSoftmax(float (&acc_s)[32], uint32_t allowed,
+                                              float scale_log2, float (&row_max)[2],
+                                              float (&row_sum)[2], float (&alpha)[2]) {
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    float mx = row_max[r];
+#pragma unroll
+    for (int nt = 0; nt < kBlockN / 8; ++nt) {
+#pragma unroll
+      for (int c = 0; c < 2; ++c) {
+        const int e = 2 * r + c;
+        const float sc = acc_s[4 * nt + e] * scale_log2;
+        acc_s[4 * nt + e] = (allowed >> (4 * nt + e)) & 1u ? sc : -INFINITY;
+        mx = fmaxf(mx, acc_s[4 * nt + e]);
+      }
+    }
+    mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+    mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+    const float m_use = mx == -INFINITY ? 0.f : mx;
+    alpha[r] = Exp2(row_max[r] - m_use);
+    row_max[r] = mx;
+    float sum = 0.f;
+#pragma unroll
+    for (int nt = 0; nt < kBlockN / 8; ++nt) {
+      acc_s[4 * nt + 2 * r] = Exp2(acc_s[4 * nt + 2 * r] - m_use);
+      acc_s[4 * nt + 2 * r + 1] = Exp2(acc_s[4 * nt + 2 * r + 1] - m_use);
+      sum += acc_s[4 * nt + 2 * r] + acc_s[4 * nt + 2 * r + 1];
+    }
+    row_sum[r] = row_sum[r] * alpha[r] + sum;
+  }
+}
+
+// O *= alpha per row.
+template <int kPanels>
+__device__ __forceinline__ void RescaleO(float (&acc_o)[kPanels][32], const float (&alpha)[2]) {
+#pragma unroll
+  for (int pn = 0; pn < kPanels; ++pn)
+#pragma unroll
+    for (int j = 0; j < 8; ++j) {
+      acc_o[pn][4 * j] *= alpha[0];
+      acc_o[pn][4 * j + 1] *= alpha[0];
+      acc_o[pn][4 * j + 2] *= alpha[1];
+      acc_o[pn][4 * j + 3] *= alpha[1];
+    }
+}
+
+// P (fp32 S fragment) packed into the register A operand of O += P V (m16n8k16 A layout: keys
+// 16 ks .. 16 ks + 15 per step).
+template <typename T, int kBlockN>
+__device__ __forceinline__ void PackP(const float (&acc_s)[32], uint32_t (&pa)[kBlockN / 16][4]) {
+#pragma unroll
+  for (int ks = 0; ks < kBlockN / 16; ++ks) {
+    pa[ks][0] = MmaType<T>::Pack(acc_s[8 * ks + 0], acc_s[8 * ks + 1]);
+    pa[ks][1] = MmaType<T>::Pack(acc_s[8 * ks + 2], acc_s[8 * ks + 3]);
+    pa[ks][2] = MmaType<T>::Pack(acc_s[8 * ks + 4], acc_s[8 * ks + 5]);
+    pa[ks][3] = MmaType<T>::Pack(acc_s[8 * ks + 6], acc_s[8 * ks + 7]);
+  }
+}
+
 template <typename T, int kD, int kBlockM>
 __global__ void __launch_bounds__(HopperConfig<T, kD, kBlockM>::kThreads,
                                   HopperConfig<T, kD, kBlockM>::kMinBlocks)
@@ -191,87 +293,30 @@ __global__ void __launch_bounds__(HopperConfig<T, kD, kBlockM>::kThreads,
     const uint32_t k_addr = SmemAddr(sK + stage * Cfg::kKVElems);
     const uint32_t v_addr = SmemAddr(sV + stage * Cfg::kKVElems);
 
-    // S = Q K^T: kD / 16 wgmma steps, 16 reduction columns (32 bytes) each.
+    // S = Q K^T.
     float acc_s[32];
 #pragma unroll
     for (int i = 0; i < 32; ++i) acc_s[i] = 0.f;
     FenceRegs(acc_s);
     WgmmaFence();
-#pragma unroll
-    for (int kk = 0; kk < kD / 16; ++kk) {
-      const uint32_t panel = kk / 4, slice = (kk % 4) * 32;
-      Wgmma<T>::SS(acc_s, Sw128Desc(q_addr + panel * kBlockM * 128 + slice),
-                   Sw128Desc(k_addr + panel * kBlockN * 128 + slice), kk > 0 ? 1 : 0);
-    }
+    IssueQK<T, kD, kBlockM, kBlockN>(acc_s, q_addr, k_addr);
     WgmmaCommit();
     WgmmaWait<0>();
     FenceRegs(acc_s);
 
-    // Mask per element in partial halves, into a bit set (bit 4 * nt + e), rolled loop.
+    // Mask per element in partial halves, into a bit set; then the online softmax.
     const int64_t j0 = int64_t{entry & kTileIndexMask} * kBlockN;
-    uint32_t allowed = 0xffffffffu;
-    if (flags & kHalfPartial) {
-      const bool single = (flags & kHalfSingleBlock) != 0;
-      uint32_t bits = 0;
-#pragma unroll 1
-      for (int bit = 0; bit < kBlockN / 2; ++bit) {
-        const int64_t i = my_row[(bit >> 1) & 1];
-        const int64_t j = j0 + (bit >> 2) * 8 + 2 * (lane & 3) + (bit & 1);
-        bool ok = i < tr.lq && j < tr.lk;
-        if (ok) {
-          ok = single ? (!p.causal || CausalAllows(i, j, tr.lq, tr.lk))
-                      : ElementAllowed(p.layout, p.mask, p.causal, hk, tr.b, i, j);
-        }
-        bits |= uint32_t{ok} << bit;
-      }
-      allowed = bits;
-    }
+    const uint32_t allowed =
+        (flags & kHalfPartial)
+            ? PartialAllowedBits<kBlockN>(p, tr, hk, (flags & kHalfSingleBlock) != 0, j0, my_row, lane)
+            : 0xffffffffu;
+    float alpha[2];
+    OnlineSoftmax<kBlockN>(acc_s, allowed, p.scale_log2, row_max, row_sum, alpha);
+    RescaleO<kPanels>(acc_o, alpha);
 
-    // Online softmax; a quad of 4 lanes shares a row.
-#pragma unroll
-    for (int r = 0; r < 2; ++r) {
-      float mx = row_max[r];
-#pragma unroll
-      for (int nt = 0; nt < kBlockN / 8; ++nt) {
-#pragma unroll
-        for (int c = 0; c < 2; ++c) {
-          const int e = 2 * r + c;
-          const float s = acc_s[4 * nt + e] * p.scale_log2;
-          acc_s[4 * nt + e] = (allowed >> (4 * nt + e)) & 1u ? s : -INFINITY;
-          mx = fmaxf(mx, acc_s[4 * nt + e]);
-        }
-      }
-      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
-      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
-      const float m_use = mx == -INFINITY ? 0.f : mx;
-      const float alpha = Exp2(row_max[r] - m_use);
-      row_max[r] = mx;
-      float sum = 0.f;
-#pragma unroll
-      for (int nt = 0; nt < kBlockN / 8; ++nt) {
-        acc_s[4 * nt + 2 * r] = Exp2(acc_s[4 * nt + 2 * r] - m_use);
-        acc_s[4 * nt + 2 * r + 1] = Exp2(acc_s[4 * nt + 2 * r + 1] - m_use);
-        sum += acc_s[4 * nt + 2 * r] + acc_s[4 * nt + 2 * r + 1];
-      }
-      row_sum[r] = row_sum[r] * alpha + sum;
-#pragma unroll
-      for (int pn = 0; pn < kPanels; ++pn)
-#pragma unroll
-        for (int j = 0; j < 8; ++j) {
-          acc_o[pn][4 * j + 2 * r] *= alpha;
-          acc_o[pn][4 * j + 2 * r + 1] *= alpha;
-        }
-    }
-
-    // O += P V: P in registers (m16n8k16 A layout: keys 16 ks .. 16 ks + 15 per step).
+    // O += P V: P in registers.
     uint32_t pa[kBlockN / 16][4];
-#pragma unroll
-    for (int ks = 0; ks < kBlockN / 16; ++ks) {
-      pa[ks][0] = MmaType<T>::Pack(acc_s[8 * ks + 0], acc_s[8 * ks + 1]);
-      pa[ks][1] = MmaType<T>::Pack(acc_s[8 * ks + 2], acc_s[8 * ks + 3]);
-      pa[ks][2] = MmaType<T>::Pack(acc_s[8 * ks + 4], acc_s[8 * ks + 5]);
-      pa[ks][3] = MmaType<T>::Pack(acc_s[8 * ks + 6], acc_s[8 * ks + 7]);
-    }
+    PackP<T, kBlockN>(acc_s, pa);
 #pragma unroll
     for (int pn = 0; pn < kPanels; ++pn) FenceRegs(acc_o[pn]);
     WgmmaFence();

@@ -207,12 +207,7 @@ __global__ void __launch_bounds__(HopperWsConfig<T, kD, kBlockM>::kThreads, 1)
     for (int pn = 0; pn < kPanels; ++pn) FenceRegs(acc_o[pn]);
     WgmmaFence();
     const uint32_t k_addr = k_base + s * kStageBytes;
-#pragma unroll
-    for (int kk = 0; kk < kD / 16; ++kk) {
-      const uint32_t panel = kk / 4, slice = (kk % 4) * 32;
-      Wgmma<T>::SS(acc_s, Sw128Desc(q_addr + panel * kBlockM * 128 + slice),
-                   Sw128Desc(k_addr + panel * kBlockN * 128 + slice), kk > 0 ? 1 : 0);
-    }
+    IssueQK<T, kD, kBlockM, kBlockN>(acc_s, q_addr, k_addr);
     WgmmaCommit();
     // The pending O += P V (P = 0 before the first tile: any loaded stage will do).
     const bool had_pending = pending_stage >= 0;
@@ -221,75 +216,22 @@ __global__ void __launch_bounds__(HopperWsConfig<T, kD, kBlockM>::kThreads, 1)
     WgmmaWait<1>();  // S is done; O += P V may still run
     FenceRegs(acc_s);
 
-    // Mask per element in partial halves (bit 4 * nt + e), rolled loop.
+    // Mask per element in partial halves; then the online softmax on S (the O rescale waits
+    // for the pending MMA).
     const int64_t j0 = int64_t{entry & kTileIndexMask} * kBlockN;
     uint32_t allowed = live ? 0xffffffffu : 0u;
     if (live && (flags & kHalfPartial)) {
-      const bool single = (flags & kHalfSingleBlock) != 0;
-      uint32_t bits = 0;
-#pragma unroll 1
-      for (int bit = 0; bit < kBlockN / 2; ++bit) {
-        const int64_t i = my_row[(bit >> 1) & 1];
-        const int64_t j = j0 + (bit >> 2) * 8 + 2 * (lane & 3) + (bit & 1);
-        bool ok = i < tr.lq && j < tr.lk;
-        if (ok) {
-          ok = single ? (!p.causal || CausalAllows(i, j, tr.lq, tr.lk))
-                      : ElementAllowed(p.layout, p.mask, p.causal, hk, tr.b, i, j);
-        }
-        bits |= uint32_t{ok} << bit;
-      }
-      allowed = bits;
+      allowed = PartialAllowedBits<kBlockN>(p, tr, hk, (flags & kHalfSingleBlock) != 0, j0, my_row,
+                                            lane);
     }
-
-    // Online softmax on S; the O rescale waits for the pending MMA.
     float alpha[2];
-#pragma unroll
-    for (int r = 0; r < 2; ++r) {
-      float mx = row_max[r];
-#pragma unroll
-      for (int nt = 0; nt < kBlockN / 8; ++nt) {
-#pragma unroll
-        for (int c = 0; c < 2; ++c) {
-          const int e = 2 * r + c;
-          const float sc = acc_s[4 * nt + e] * p.scale_log2;
-          acc_s[4 * nt + e] = (allowed >> (4 * nt + e)) & 1u ? sc : -INFINITY;
-          mx = fmaxf(mx, acc_s[4 * nt + e]);
-        }
-      }
-      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
-      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
-      const float m_use = mx == -INFINITY ? 0.f : mx;
-      alpha[r] = Exp2(row_max[r] - m_use);
-      row_max[r] = mx;
-      float sum = 0.f;
-#pragma unroll
-      for (int nt = 0; nt < kBlockN / 8; ++nt) {
-        acc_s[4 * nt + 2 * r] = Exp2(acc_s[4 * nt + 2 * r] - m_use);
-        acc_s[4 * nt + 2 * r + 1] = Exp2(acc_s[4 * nt + 2 * r + 1] - m_use);
-        sum += acc_s[4 * nt + 2 * r] + acc_s[4 * nt + 2 * r + 1];
-      }
-      row_sum[r] = row_sum[r] * alpha[r] + sum;
-    }
+    OnlineSoftmax<kBlockN>(acc_s, allowed, p.scale_log2, row_max, row_sum, alpha);
     WgmmaWait<0>();
 #pragma unroll
     for (int pn = 0; pn < kPanels; ++pn) FenceRegs(acc_o[pn]);
     if (had_pending) release(pending_stage);
-#pragma unroll
-    for (int pn = 0; pn < kPanels; ++pn)
-#pragma unroll
-      for (int j = 0; j < 8; ++j) {
-        acc_o[pn][4 * j] *= alpha[0];
-        acc_o[pn][4 * j + 1] *= alpha[0];
-        acc_o[pn][4 * j + 2] *= alpha[1];
-        acc_o[pn][4 * j + 3] *= alpha[1];
-      }
-#pragma unroll
-    for (int ks = 0; ks < kBlockN / 16; ++ks) {
-      pa[ks][0] = MmaType<T>::Pack(acc_s[8 * ks + 0], acc_s[8 * ks + 1]);
-      pa[ks][1] = MmaType<T>::Pack(acc_s[8 * ks + 2], acc_s[8 * ks + 3]);
-      pa[ks][2] = MmaType<T>::Pack(acc_s[8 * ks + 4], acc_s[8 * ks + 5]);
-      pa[ks][3] = MmaType<T>::Pack(acc_s[8 * ks + 6], acc_s[8 * ks + 7]);
-    }
+    RescaleO<kPanels>(acc_o, alpha);
+    PackP<T, kBlockN>(acc_s, pa);
     pending_stage = s;
   }
   if (pending_stage >= 0) {  // n_visits > 0: uniform over the CTA
