@@ -56,7 +56,9 @@ for step in "$@"; do
       grep -E "ERROR SUMMARY|RACECHECK SUMMARY|^exit" "$out/xseq_sanitizer.log" ;;
     bench_quick)
       # N = 4096 rows without FlexAttention, for this bundle's library and (when present) the
-      # library built before a fix, on the same machine.
+      # library built before a fix, on the same machine; always the default kernel (an earlier
+      # tests_simple step leaves HBSA_HOPPER_KERNEL set).
+      unset HBSA_HOPPER_KERNEL HBSA_CUDA_NO_WGMMA
       for lib in ${HBSA_BENCH_LIBS:-libhbsa_bench_capi_prefix libhbsa_bench_capi}; do
         [ -f "$bundle/bin/$lib.so" ] || continue
         echo "== $lib" | tee -a "$out/bench_quick.log"
