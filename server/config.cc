@@ -179,6 +179,10 @@ absl::StatusOr<ServerConfig> ParseConfig(const std::vector<std::string>& args,
       config.help = true;
       continue;
     }
+    if (arg == "--version") {
+      config.version = true;
+      continue;
+    }
     if (!absl::ConsumePrefix(&arg, "--")) {
       return absl::InvalidArgumentError(absl::StrCat("unexpected argument \"", arg,
                                                      "\"; flags start with --"));
@@ -216,7 +220,8 @@ std::string HelpText() {
     absl::StrAppend(&out, "  default ", s.fallback, "\n      ", s.help, "\n");
   }
   absl::StrAppend(&out,
-                  "  --help\n      Print this text and exit.\n\n"
+                  "  --help, -h\n      Print this text and exit.\n"
+                  "  --version\n      Print the version (hbsa-server X.Y.Z) and exit.\n\n"
                   "Signals: SIGTERM/SIGINT drain (health NOT_SERVING, finish in-flight work within "
                   "the grace period, exit 0).\nExit codes: 0 clean, 2 bad configuration or "
                   "startup failure, 3 sticky GPU error.\n");

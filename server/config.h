@@ -42,7 +42,8 @@ struct ServerConfig {
   // deadlines, cancellation, health transitions and drains deterministically.
   int test_executor_delay_ms = 0;
   int test_warmup_delay_ms = 0;
-  bool help = false;                             // --help was given
+  bool help = false;                             // --help (or -h) was given
+  bool version = false;                          // --version was given
 };
 
 // Looks up an environment variable; nullopt when unset.

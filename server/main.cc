@@ -258,6 +258,10 @@ int main(int argc, char** argv) {
     std::fputs(hbsa::server::HelpText().c_str(), stdout);
     return 0;
   }
+  if (config->version) {
+    std::printf("hbsa-server %s\n", HBSA_VERSION);
+    return 0;
+  }
   spdlog::set_level(spdlog::level::from_str(config->log_level));
   spdlog::info("hbsa-server {} starting: {}", HBSA_VERSION, hbsa::server::DescribeConfig(*config));
   return hbsa::server::Serve(*config, signals);

@@ -19,7 +19,7 @@ namespace {
 
 constexpr char kAttendHelp[] = R"(hbsa attend: send one attention request through Attend and print the answer's timings.
 
-Usage (golden-format case folder, see ../shared/golden/README.md):
+Usage (golden-format case folder, see tests/golden/README.md):
   hbsa attend --target HOST:PORT --case DIR [--check] [--mask-form dense|per_sequence|compact]
               [--lse] [--out out.npy] [--lse-out lse.npy]
 
@@ -28,6 +28,8 @@ Usage (raw inputs, .npy files, shapes as in SEMANTICS.md):
               --cu-seqlens-q cu_q.npy --cu-seqlens-k cu_k.npy --block-mask mask.npy
               --q-block-size SQ --k-block-size SK [--causal] [--scale S] [--dtype fp16|bf16|fp32]
               [--mask-form ...] [--lse] [--out out.npy] [--lse-out lse.npy]
+
+--target may be left out when HBSA_TARGET holds the server address (the flag wins).
 
 Inputs:
   --case DIR            q/k/v/block_mask .npy + case.json (dtype, block sizes, causal, scale)
@@ -51,7 +53,7 @@ Output:
 Exit status: 0 ok, 1 check failed, 2 usage error, 3 call or file error.
 
 Example:
-  hbsa attend --target localhost:50051 --case ../shared/golden/readme_example_causal --check
+  hbsa attend --target localhost:50051 --case tests/golden/cases/readme_example_causal --check
 )";
 
 // Storage descriptor of a dtype in .npy files (bf16 travels as raw uint16).
@@ -194,7 +196,8 @@ int RunAttend(int argc, char** argv) {
     std::cerr << "hbsa attend: " << msg << " (see hbsa attend --help)\n";
     return kExitUsage;
   };
-  if (!f.Has("target")) return usage("--target is required");
+  const std::string target = TargetFlagOrEnv(f);
+  if (target.empty()) return usage("--target (or HBSA_TARGET) is required");
   const auto form = client::ParseMaskForm(f.Get("mask-form", "dense"));
   if (!form) return usage("--mask-form must be dense, per_sequence or compact");
   auto timeout_ms = f.GetInt("timeout-ms", 60000);
@@ -246,7 +249,7 @@ int RunAttend(int argc, char** argv) {
   std::cout << label << ": " << Describe(args) << ", mask " << client::MaskFormName(*form) << ", "
             << req->ByteSizeLong() << " request bytes\n";
 
-  client::Client client(f.Get("target"));
+  client::Client client(target);
   client::CallOptions call;
   call.timeout = std::chrono::milliseconds(*timeout_ms);
   std::vector<double> latencies;

@@ -28,6 +28,7 @@ backend (a golden case's own expected output with --case), and scrape the server
 
 Usage:
   hbsa-bench --target HOST:PORT [workload] [mode] [measurement] [output]
+  hbsa-bench --version | --help (-h)
 
 Workload (synthetic by default; every sequence has the same lengths):
   --case DIR               send a golden-format case folder instead of synthetic data
@@ -155,11 +156,15 @@ int Main(int argc, char** argv) {
        "request-rate", "max-outstanding", "window-ms", "max-windows", "stable-windows",
        "stability", "warmup", "timeout-ms", "check-fraction", "max-checks", "metrics-url", "csv",
        "json"},
-      {"causal", "lse", "help"});
+      {"causal", "lse", "help", "version"});
   if (!parsed.ok()) return Usage(parsed.status().message());
   const Flags& f = *parsed;
   if (f.GetBool("help")) {
     std::cout << kHelp;
+    return 0;
+  }
+  if (f.GetBool("version")) {
+    std::cout << "hbsa-bench " << HBSA_VERSION << "\n";
     return 0;
   }
   if (!f.Has("target")) return Usage("--target is required");

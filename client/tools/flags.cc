@@ -1,6 +1,8 @@
 // flags.cc: see flags.h.
 #include "flags.h"
 
+#include <cstdlib>
+
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
@@ -13,6 +15,7 @@ absl::StatusOr<Flags> Flags::Parse(int argc, char** argv, int first,
   Flags f;
   for (int i = first; i < argc; ++i) {
     std::string arg = argv[i];
+    if (arg == "-h" && bool_flags.count("help")) arg = "--help";
     if (arg.rfind("--", 0) != 0) {
       return absl::InvalidArgumentError(absl::StrCat("unexpected argument '", arg, "'"));
     }
@@ -89,6 +92,12 @@ absl::StatusOr<std::vector<int64_t>> Flags::GetIntList(const std::string& name,
   }
   if (out.empty()) return absl::InvalidArgumentError(absl::StrCat("--", name, " is empty"));
   return out;
+}
+
+std::string TargetFlagOrEnv(const Flags& f) {
+  if (f.Has("target")) return f.Get("target");
+  const char* env = std::getenv("HBSA_TARGET");
+  return env != nullptr ? env : "";
 }
 
 }  // namespace hbsa::tools

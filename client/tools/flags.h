@@ -1,8 +1,9 @@
 // flags.h: the small command-line parser shared by `hbsa` and `hbsa-bench`.
 //
 // Accepts "--name value", "--name=value" and, for flags declared boolean, a bare "--name"
-// (or "--name=true|false"). Every flag must be declared: an unknown or repeated flag, or a
-// missing value, is an INVALID_ARGUMENT naming it, so a typo never silently does nothing.
+// (or "--name=true|false"); "-h" means "--help" where "help" is declared. Every flag must be
+// declared: an unknown or repeated flag, or a missing value, is an INVALID_ARGUMENT naming it,
+// so a typo never silently does nothing.
 #ifndef HBSA_CLIENT_TOOLS_FLAGS_H_
 #define HBSA_CLIENT_TOOLS_FLAGS_H_
 
@@ -38,6 +39,10 @@ class Flags {
  private:
   std::map<std::string, std::string> values_;
 };
+
+// The server address of a client command: --target when given, else the environment variable
+// HBSA_TARGET (the one the Python package reads); "" when neither is set.
+std::string TargetFlagOrEnv(const Flags& f);
 
 }  // namespace hbsa::tools
 

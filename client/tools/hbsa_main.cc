@@ -14,20 +14,23 @@ namespace {
 
 constexpr char kMainHelp[] = R"(hbsa: command-line client of the hbsa attention service.
 
-Usage: hbsa COMMAND [FLAGS]   (hbsa COMMAND --help for each)
+Usage: hbsa COMMAND [FLAGS]   (hbsa COMMAND --help, or -h, for each)
+       hbsa --version | --help
 
 Commands:
   health   grpc.health.v1 Check: prints SERVING or NOT_SERVING; exit 0 only when SERVING
   info     the server's capabilities (backends, devices, head dims, dtypes, limits)
   attend   send one request (golden case folder or raw .npy inputs), check, save, time it
 
-TARGET forms: host:port, dns:///host:port (every address of a headless Service, round robin),
-ipv4:10.0.0.1:50051,10.0.0.2:50051 (or a bare comma-separated list).
+Every command takes --target TARGET; without it, the environment variable HBSA_TARGET is used
+(the flag wins). TARGET forms: host:port, dns:///host:port (every address of a headless
+Service, round robin), ipv4:10.0.0.1:50051,10.0.0.2:50051 (or a bare comma-separated list).
 )";
 
 constexpr char kHealthHelp[] = R"(hbsa health: ask a server whether it is serving (grpc.health.v1 Check).
 
-Usage: hbsa health --target HOST:PORT [--service NAME] [--timeout-ms N]
+Usage: hbsa health [--target HOST:PORT] [--service NAME] [--timeout-ms N]
+  --target T       server address (default: $HBSA_TARGET; the flag wins)
   --service NAME   "" (default) = the server as a whole; "hbsa.v1.Attention" = the service
   --timeout-ms N   deadline (default 5000)
 Prints SERVING, NOT_SERVING, SERVICE_UNKNOWN or UNKNOWN (or the RPC error).
@@ -40,8 +43,10 @@ Example:
 
 constexpr char kInfoHelp[] = R"(hbsa info: print the server's capabilities (GetCapabilities).
 
-Usage: hbsa info --target HOST:PORT [--json] [--timeout-ms N]
+Usage: hbsa info [--target HOST:PORT] [--json] [--timeout-ms N]
+  --target T       server address (default: $HBSA_TARGET; the flag wins)
   --json           print the Capabilities message as JSON instead of text
+  --timeout-ms N   deadline (default 10000)
 Exit status: 0 ok, 2 usage error, 3 the call failed.
 )";
 
@@ -63,11 +68,16 @@ int RunHealth(int argc, char** argv) {
     return kExitOk;
   }
   auto ms = f->GetInt("timeout-ms", 5000);
-  if (!f->Has("target") || !ms.ok()) {
-    std::cerr << "hbsa health: --target is required (see hbsa health --help)\n";
+  if (!ms.ok()) {
+    std::cerr << "hbsa health: " << ms.status().message() << "\n";
     return kExitUsage;
   }
-  client::Client c(f->Get("target"));
+  const std::string target = TargetFlagOrEnv(*f);
+  if (target.empty()) {
+    std::cerr << "hbsa health: --target (or HBSA_TARGET) is required (see hbsa health --help)\n";
+    return kExitUsage;
+  }
+  client::Client c(target);
   absl::StatusOr<client::ServingStatus> s = c.CheckHealth(f->Get("service"), CallWithTimeout(*ms));
   if (!s.ok()) {
     std::cerr << "hbsa health: " << absl::StatusCodeToString(s.status().code()) << ": "
@@ -110,11 +120,16 @@ int RunInfo(int argc, char** argv) {
     return kExitOk;
   }
   auto ms = f->GetInt("timeout-ms", 10000);
-  if (!f->Has("target") || !ms.ok()) {
-    std::cerr << "hbsa info: --target is required (see hbsa info --help)\n";
+  if (!ms.ok()) {
+    std::cerr << "hbsa info: " << ms.status().message() << "\n";
     return kExitUsage;
   }
-  client::Client c(f->Get("target"));
+  const std::string target = TargetFlagOrEnv(*f);
+  if (target.empty()) {
+    std::cerr << "hbsa info: --target (or HBSA_TARGET) is required (see hbsa info --help)\n";
+    return kExitUsage;
+  }
+  client::Client c(target);
   absl::StatusOr<v1::Capabilities> caps = c.GetCapabilities(CallWithTimeout(*ms));
   if (!caps.ok()) {
     std::cerr << "hbsa info: " << absl::StatusCodeToString(caps.status().code()) << ": "
@@ -149,6 +164,10 @@ int main(int argc, char** argv) {
   const std::string cmd = argv[1];
   if (cmd == "--help" || cmd == "-h" || cmd == "help") {
     std::cout << kMainHelp;
+    return kExitOk;
+  }
+  if (cmd == "--version") {
+    std::cout << "hbsa " << HBSA_VERSION << "\n";
     return kExitOk;
   }
   if (cmd == "health") return RunHealth(argc - 1, argv + 1);

@@ -1,8 +1,11 @@
 // hbsa_check.cc: `hbsa-check`, runs one backend on case folders in the golden format
-// (../shared/golden/README.md) and judges each with golden::Compare, the same comparison the
+// (tests/golden/README.md) and judges each with golden::Compare, the same comparison the
 // golden tests use, under the SEMANTICS.md tolerances.
 //
-//   hbsa-check [--backend reference|cpu|cuda] [--threads N] [--no-lse] CASE_DIR...
+//   hbsa-check [--backend reference|cpu|cuda] [--threads N] [--no-lse] [CASE_DIR...]
+//
+// Without CASE_DIR it checks every case of the default folder: $HBSA_GOLDEN_DIR, else the
+// repository's tests/golden/cases (the path this build was configured with).
 //
 // Prints one line per case: name, dtype, max |out error|, max |lse error|, PASS or FAIL (with the
 // first failing element). Exit status: 0 when every case passes, 1 when any fails or cannot be
@@ -22,16 +25,19 @@
 namespace {
 
 constexpr char kUsage[] =
-    "usage: hbsa-check [--backend reference|cpu|cuda] [--threads N] [--no-lse] CASE_DIR...\n"
+    "usage: hbsa-check [--backend reference|cpu|cuda] [--threads N] [--no-lse] [CASE_DIR...]\n"
+    "       hbsa-check --version | --help\n"
     "\n"
     "Runs the chosen backend (default cpu) on each case folder in the golden format (q.npy,\n"
     "k.npy, v.npy, block_mask.npy, out.npy, lse.npy, case.json) and compares the output and the\n"
-    "LSE with the expected files under the tolerances of SEMANTICS.md.\n"
+    "LSE with the expected files under the tolerances of SEMANTICS.md. Without CASE_DIR: every\n"
+    "case under $HBSA_GOLDEN_DIR, else under the repository's tests/golden/cases.\n"
     "\n"
     "  --backend B   reference (float64 oracle), cpu (fast CPU backend) or cuda\n"
     "  --threads N   worker threads for the cpu backend (0 = one per hardware thread; default 0)\n"
     "  --no-lse      do not ask for or check the LSE\n"
-    "  --help        this text\n"
+    "  --help, -h    this text\n"
+    "  --version     print the version and exit\n"
     "\n"
     "Exit status: 0 all cases pass; 1 a case fails or cannot be loaded or run; 2 usage error.\n";
 
@@ -97,6 +103,10 @@ int main(int argc, char** argv) {
       std::fputs(kUsage, stdout);
       return 0;
     }
+    if (arg == "--version") {
+      std::printf("hbsa-check %s\n", HBSA_VERSION);
+      return 0;
+    }
     if (arg == "--backend" || arg == "--threads") {
       if (i + 1 >= argc) {
         std::fprintf(stderr, "hbsa-check: %s needs a value\n%s", argv[i], kUsage);
@@ -124,8 +134,14 @@ int main(int argc, char** argv) {
     }
   }
   if (dirs.empty()) {
-    std::fprintf(stderr, "hbsa-check: no case folder given\n%s", kUsage);
-    return 2;
+    const std::string root = hbsa::golden::DefaultGoldenRoot();
+    dirs = hbsa::golden::ListCaseDirs(root);
+    if (dirs.empty()) {
+      std::fprintf(stderr, "hbsa-check: no case folder given and none under %s\n%s", root.c_str(),
+                   kUsage);
+      return 2;
+    }
+    std::printf("hbsa-check: %zu cases under %s\n", dirs.size(), root.c_str());
   }
   if (!hbsa::BackendCompiled(backend)) {
     std::fprintf(stderr, "hbsa-check: backend %s is not compiled into this build\n",

@@ -78,7 +78,14 @@ TEST_F(HbsaCheckTest, CorruptedLseFails) {
 
 TEST_F(HbsaCheckTest, UsageErrors) {
   EXPECT_EQ(RunCheck("--help"), 0);
+  EXPECT_EQ(RunCheck("-h"), 0);
+  EXPECT_EQ(RunCheck("--version"), 0);
+  // No folder: the default root's cases; a root without cases is a usage error.
+  EXPECT_EQ(RunCheck("--backend reference"), 0);
+  const std::string root = golden::DefaultGoldenRoot();
+  ASSERT_EQ(::setenv("HBSA_GOLDEN_DIR", (dir_ / "missing").c_str(), 1), 0);
   EXPECT_EQ(RunCheck(""), 2);
+  ASSERT_EQ(::setenv("HBSA_GOLDEN_DIR", root.c_str(), 1), 0);
   EXPECT_EQ(RunCheck("--backend gpu " + CaseDir()), 2);
   EXPECT_EQ(RunCheck("--threads -1 " + CaseDir()), 2);
   EXPECT_EQ(RunCheck("--backend cpu " + (dir_ / "missing").string()), 1);

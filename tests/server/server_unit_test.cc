@@ -97,9 +97,20 @@ TEST(Config, HelpDocumentsEveryFlagAndVariable) {
                         "--max-message-bytes", "HBSA_MAX_MESSAGE_BYTES", "--memory-budget-bytes",
                         "HBSA_MEMORY_BUDGET_BYTES", "--drain-grace-seconds",
                         "HBSA_DRAIN_GRACE_SECONDS", "--log-level", "HBSA_LOG_LEVEL", "--help",
-                        "TEST ONLY"}) {
+                        "--version", "TEST ONLY"}) {
     EXPECT_NE(help.find(s), std::string::npos) << s;
   }
+}
+
+TEST(Config, VersionFlag) {
+  absl::StatusOr<ServerConfig> c = ParseConfig({"--version"}, Env({}));
+  ASSERT_TRUE(c.ok());
+  EXPECT_TRUE(c->version);
+  EXPECT_FALSE(c->help);
+  c = ParseConfig({"-h"}, Env({}));
+  ASSERT_TRUE(c.ok());
+  EXPECT_TRUE(c->help);
+  EXPECT_FALSE(c->version);
 }
 
 TEST(StatusMap, KeepsCodeAndMessage) {
