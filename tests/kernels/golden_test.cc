@@ -1,4 +1,4 @@
-// golden_test.cc: every golden case (../shared/golden, or $HBSA_GOLDEN_DIR) on the reference
+// golden_test.cc: every golden case (tests/golden/cases, or $HBSA_GOLDEN_DIR) on the reference
 // backend and on the fast CPU backend (each kernel set this CPU runs, 1 and 2 threads), judged
 // by golden::Compare under the SEMANTICS.md tolerances, LSE included. Outputs are pre-filled
 // with NaN; the max errors are printed per case.
@@ -20,8 +20,10 @@ namespace {
 
 std::vector<std::string> CaseDirs() { return golden::ListCaseDirs(golden::DefaultGoldenRoot()); }
 
-TEST(GoldenTest, AllSixteenCasesArePresent) {
-  EXPECT_EQ(CaseDirs().size(), 16u) << "golden root: " << golden::DefaultGoldenRoot();
+// The repository's set has 17 cases and ../shared/golden 16; that the repository's folder holds
+// exactly the cases of tests/golden/specs.py is checked by golden.regenerate.
+TEST(GoldenTest, AtLeastSixteenCasesArePresent) {
+  EXPECT_GE(CaseDirs().size(), 16u) << "golden root: " << golden::DefaultGoldenRoot();
 }
 
 class GoldenCaseTest : public ::testing::TestWithParam<std::string> {

@@ -1,4 +1,4 @@
-// hbsa/golden.h: cases in the golden format (../shared/golden/README.md) and the comparison
+// hbsa/golden.h: cases in the golden format (tests/golden/README.md) and the comparison
 // against their expected output under the tolerances of SEMANTICS.md.
 //
 // One definition of "does this output pass", used by the golden tests, hbsa-check, the
