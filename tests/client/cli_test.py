@@ -5,6 +5,9 @@ Stdlib only (any python3). Checks exit codes and output of health, info (text an
 attend --case --check in every mask form, attend from raw .npy files (output written and read
 back), usage errors, an RPC error, and an hbsa-bench smoke run whose CSV and JSON fields are
 checked (concurrency sweep with spot-checks and a /metrics scrape, then Poisson rate mode).
+Also the front door of every program: --version (the repository's VERSION) on hbsa-server,
+hbsa, hbsa-bench and hbsa-check; -h and --help on every hbsa command; HBSA_TARGET in place of
+--target, the flag winning over it.
 """
 import argparse
 import csv
@@ -27,9 +30,40 @@ def check(cond, what):
         FAILURES.append(what)
 
 
-def run(cmd, timeout=300):
-    p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+def run(cmd, timeout=300, env=None):
+    """Runs cmd; `env` adds variables to (or, with a None value, removes them from) ours."""
+    full = dict(os.environ)
+    full.pop("HBSA_TARGET", None)
+    for k, v in (env or {}).items():
+        if v is None:
+            full.pop(k, None)
+        else:
+            full[k] = v
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=full)
     return p.returncode, p.stdout, p.stderr
+
+
+def check_front_door(o):
+    """--version and -h/--help of every program and hbsa command (no server needed)."""
+    with open(o.version_file) as f:
+        version = f.read().strip()
+    for prog, name in ((o.server, "hbsa-server"), (o.hbsa, "hbsa"), (o.bench, "hbsa-bench"),
+                       (o.check_bin, "hbsa-check")):
+        rc, out, err = run([prog, "--version"], 30)
+        check(rc == 0 and out.strip() == "%s %s" % (name, version),
+              "%s --version prints '%s %s' (%d: %s%s)" % (name, name, version, rc, out.strip(), err.strip()))
+        for flag in ("-h", "--help"):
+            rc, out, _ = run([prog, flag], 30)
+            check(rc == 0 and "--version" in out, "%s %s exits 0 and documents --version" % (name, flag))
+    for cmd in ("health", "info", "attend"):
+        for flag in ("-h", "--help"):
+            rc, out, err = run([o.hbsa, cmd, flag], 30)
+            check(rc == 0 and out.startswith("hbsa %s:" % cmd) and "HBSA_TARGET" in out,
+                  "hbsa %s %s prints its help (mentions HBSA_TARGET), exit 0 (%d %s)" % (cmd, flag, rc, err.strip()))
+        rc, _, err = run([o.hbsa, cmd], 30)
+        check(rc == 2 and "HBSA_TARGET" in err, "hbsa %s without --target or HBSA_TARGET is a usage error" % cmd)
+    rc, out, _ = run([o.hbsa, "--help"], 30)
+    check(rc == 0 and "HBSA_TARGET" in out and "--version" in out, "hbsa --help documents HBSA_TARGET and --version")
 
 
 def write_npy_int32(path, values):
@@ -48,7 +82,7 @@ def npy_shape(path):
 
 def main():
     ap = argparse.ArgumentParser()
-    for a in ("--server", "--hbsa", "--bench", "--golden", "--workdir"):
+    for a in ("--server", "--hbsa", "--bench", "--check-bin", "--version-file", "--golden", "--workdir"):
         ap.add_argument(a, required=True)
     o = ap.parse_args()
     shutil.rmtree(o.workdir, ignore_errors=True)
@@ -60,8 +94,21 @@ def main():
 
     cases = sorted(d for d in os.listdir(o.golden) if os.path.isfile(os.path.join(o.golden, d, "case.json")))
     check(len(cases) >= 16, "at least 16 golden cases (%d)" % len(cases))
+    check_front_door(o)
     with HbsaServer(o.server, ready) as s:
         t = s.target
+        dead = "127.0.0.1:%d" % free_port()
+        rc, out, _ = run([hbsa, "health"], env={"HBSA_TARGET": t})
+        check(rc == 0 and out.strip() == "SERVING", "health with HBSA_TARGET and no --target")
+        rc, out, _ = run([hbsa, "health", "--target", t, "--timeout-ms", "2000"], env={"HBSA_TARGET": dead})
+        check(rc == 0 and out.strip() == "SERVING", "--target wins over HBSA_TARGET")
+        rc, _, err = run([hbsa, "health", "--target", dead, "--timeout-ms", "2000"], env={"HBSA_TARGET": t})
+        check(rc == 3, "--target wins over HBSA_TARGET (dead flag target fails: %d)" % rc)
+        rc, out, _ = run([hbsa, "info"], env={"HBSA_TARGET": t})
+        check(rc == 0 and "backend:" in out, "info with HBSA_TARGET")
+        rc, out, _ = run([hbsa, "attend", "--case", os.path.join(o.golden, cases[0]), "--check"],
+                         env={"HBSA_TARGET": t})
+        check(rc == 0 and "check PASS" in out, "attend --check with HBSA_TARGET")
         rc, out, _ = run([hbsa, "health", "--target", t])
         check(rc == 0 and out.strip() == "SERVING", "health prints SERVING, exit 0")
         rc, out, _ = run([hbsa, "health", "--target", t, "--service", "hbsa.v1.Attention"])

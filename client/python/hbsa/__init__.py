@@ -7,6 +7,8 @@
 Same argument order as upstream hbsattn's HBSAttention (also provided: hbsa.HBSAttention, using
 $HBSA_TARGET). Errors are hbsa.HbsaError subclasses carrying the gRPC code and message.
 """
+from importlib.metadata import PackageNotFoundError, version as _version
+
 from ._client import AsyncClient, Client, HBSAttention, build_request
 from ._masks import CompactMask, PerSequenceMask
 from .errors import (CancelledError, DeadlineExceededError, HbsaError, InternalError,
@@ -18,4 +20,7 @@ __all__ = [
     "HbsaError", "InvalidArgumentError", "UnimplementedError", "ResourceExhaustedError",
     "DeadlineExceededError", "CancelledError", "UnavailableError", "InternalError",
 ]
-__version__ = "0.1.0"
+try:
+    __version__ = _version("hbsa")  # the repository's VERSION, recorded when it was installed
+except PackageNotFoundError:  # imported from a source tree that was never installed
+    __version__ = "0+unknown"

@@ -54,8 +54,9 @@ class Case:
 
 
 def golden_root():
+    """$HBSA_GOLDEN_DIR, else the repository's own cases (tests/golden/cases)."""
     return os.environ.get("HBSA_GOLDEN_DIR") or os.path.join(
-        os.path.dirname(__file__), "..", "..", "..", "..", "shared", "golden")
+        os.path.dirname(os.path.abspath(__file__)), "..", "..", "golden", "cases")
 
 
 def all_cases():
