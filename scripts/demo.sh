@@ -4,14 +4,15 @@
 # sends a real golden case through Attend, checks the answer against the expected output,
 # shows a few of the server's metrics, and stops the server gracefully.
 #
-# Environment: HBSA_BUILD_DIR (default build), HBSA_GOLDEN_DIR (default ../shared/golden),
+# Environment: HBSA_BUILD_DIR (default build), HBSA_GOLDEN_DIR (default: the repository's
+# tests/golden/cases),
 # HBSA_DEMO_CASE (default readme_example_causal), HBSA_DEMO_PORT / HBSA_DEMO_METRICS_PORT.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
 "$root/scripts/bootstrap.sh"
 build=${HBSA_BUILD_DIR:-build}
-golden=${HBSA_GOLDEN_DIR:-$root/../shared/golden}
+golden=${HBSA_GOLDEN_DIR:-$root/tests/golden/cases}
 case_name=${HBSA_DEMO_CASE:-readme_example_causal}
 port=${HBSA_DEMO_PORT:-50051}
 mport=${HBSA_DEMO_METRICS_PORT:-9464}

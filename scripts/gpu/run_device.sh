@@ -12,6 +12,9 @@
 set -uo pipefail
 bundle=$1; shift
 source "$bundle/env.sh"
+# The GPU tests read the repository's golden cases from this copy of the checkout (the default
+# path compiled into them is the build machine's).
+export HBSA_GOLDEN_DIR=${HBSA_GOLDEN_DIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)/tests/golden/cases}
 out=${OUT:-/tmp/out}
 sfx=${HBSA_BIN_SUFFIX:-}
 mkdir -p "$out"

@@ -32,7 +32,7 @@ mport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); p
   --streams-per-device 4 --log-level info > "$out/hbsa-server.log" 2>&1 &
 server=$!
 PYTHONPATH="$py" PYTHONUNBUFFERED=1 timeout 400 python3 "$root/scripts/gpu/server_drive.py" \
-  --target "127.0.0.1:$port" --metrics "127.0.0.1:$mport" --golden "${HBSA_GOLDEN_DIR:-$root/../shared/golden}"
+  --target "127.0.0.1:$port" --metrics "127.0.0.1:$mport" --golden "${HBSA_GOLDEN_DIR:-$root/tests/golden/cases}"
 drive=$?
 # The Python package's torch path (torch exists only on the GPU machine): the hbsa wheel built
 # by server_bundle.sh, installed without dependencies (grpcio, numpy, torch are there).
@@ -41,7 +41,7 @@ if ls "$bundle"/wheels/hbsa-*.whl >/dev/null 2>&1; then
   site=$(mktemp -d)
   python3 -m pip install -q --no-index --no-deps --target "$site" "$bundle"/wheels/hbsa-*.whl &&
     HBSA_TARGET="127.0.0.1:$port" PYTHONPATH="$site" PYTHONUNBUFFERED=1 timeout 200 python3 \
-      "$root/scripts/gpu/server_torch_check.py" "${HBSA_GOLDEN_DIR:-$root/../shared/golden}"
+      "$root/scripts/gpu/server_torch_check.py" "${HBSA_GOLDEN_DIR:-$root/tests/golden/cases}"
   torch_rc=$?
   echo "== torch client check exit code: $torch_rc"
 fi
