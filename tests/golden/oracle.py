@@ -1,6 +1,6 @@
-"""oracle.py: the attention contract (../../../shared/SEMANTICS.md, summarised in README.md here)
-as a plain dense float64 NumPy computation, written from the contract alone (no code shared with
-the C++ backends). make_golden.py uses it to produce the expected out.npy / lse.npy of every case.
+"""oracle.py: the attention contract (SEMANTICS.md of the shared project folder; the top-level
+README summarises it) as a plain dense float64 NumPy computation, written from the contract
+alone (no code shared with the C++ backends). make_golden.py uses it to produce the expected out.npy / lse.npy of every case.
 
 Everything here is float64; callers round once to float32 when they store the result.
 """
