@@ -11,9 +11,10 @@ out="$root/.device/server"
 rm -rf "$out"
 # hbsa-bench (the C++ load generator) drives the stream-overlap phase of server_run.sh.
 "$root/../shared/tools/device-bundle" "$out" "$build/server/hbsa-server" "$build/client/hbsa-bench"
-# Python stubs and the Python client wheel are generated with the grpcio-tools release that
-# matches the GPU machine's grpcio (1.84.0 there on 2026-11-26: stubs from a newer grpcio-tools
-# refuse to import under an older grpcio), in a scratch venv of their own.
+# Python stubs for server_drive.py are generated with the grpcio-tools release that matches the
+# GPU machine's grpcio (1.84.0 there on 2026-11-26: stubs from a newer grpcio-tools refuse to
+# import under an older grpcio), in a scratch venv of their own, which also builds the Python
+# client wheel (its own stubs are committed, from a pinned older generator: client/python).
 gt_version=${HBSA_GPU_GRPCIO_VERSION:-1.84.0}
 gt_venv="$root/.device/grpcio-tools-$gt_version"
 if [ ! -x "$gt_venv/bin/python" ]; then
