@@ -1,4 +1,4 @@
-// wgmma.cuh: the Hopper (sm_90a) building blocks of the wgmma attention path: warpgroup MMA
+// device/wgmma.cuh: the Hopper (sm_90a) building blocks of the wgmma attention path: warpgroup MMA
 // wrappers (m64n64k16, fp32 accumulators, A from shared memory or registers), shared-memory
 // matrix descriptors, the 128-byte-swizzled tile layout they describe, and the async-proxy
 // fence, mbarriers and TMA loads. Device code only; every instruction here needs sm_90a (callers guard with
@@ -15,8 +15,8 @@
 // 16-wide slice of the reduction dim of Q / K), so only the 8-row group stride (1024 bytes)
 // matters; both byte-offset fields are set to it, which is right whichever of the two the
 // hardware reads for the layout at hand.
-#ifndef HBSA_CUDA_WGMMA_CUH_
-#define HBSA_CUDA_WGMMA_CUH_
+#ifndef HBSA_CUDA_DEVICE_WGMMA_CUH_
+#define HBSA_CUDA_DEVICE_WGMMA_CUH_
 
 #include <cuda.h>
 #include <cuda_bf16.h>
@@ -24,7 +24,7 @@
 
 #include <cstdint>
 
-#include "mma.cuh"
+#include "device/mma.cuh"
 
 #if defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
 #define HBSA_HOPPER_DEVICE 1
@@ -137,6 +137,19 @@ __device__ __forceinline__ void TmaLoad2d(uint32_t dst, const void* tmap, int32_
 #endif
 }
 
+// TMA: loads the box at (c0, c1, c2) (innermost first) of the 3-D tensor map `tmap` to shared
+// address `dst`; elements outside the tensor are zero-filled; completion in bytes on `bar`.
+__device__ __forceinline__ void TmaLoad3d(uint32_t dst, const void* tmap, int32_t c0, int32_t c1,
+                                          int32_t c2, uint32_t bar) {
+#if HBSA_HOPPER_DEVICE
+  asm volatile(
+      "cp.async.bulk.tensor.3d.shared::cluster.global.mbarrier::complete_tx::bytes"
+      " [%0], [%1, {%2, %3, %4}], [%5];\n" ::"r"(dst),
+      "l"(reinterpret_cast<uint64_t>(tmap)), "r"(c0), "r"(c1), "r"(c2), "r"(bar)
+      : "memory");
+#endif
+}
+
 template <typename T>
 struct Wgmma;
 
@@ -198,4 +211,4 @@ HBSA_WGMMA_SPECIALIZE(__nv_bfloat16, "bf16")
 
 }  // namespace hbsa::cuda_internal
 
-#endif  // HBSA_CUDA_WGMMA_CUH_
+#endif  // HBSA_CUDA_DEVICE_WGMMA_CUH_

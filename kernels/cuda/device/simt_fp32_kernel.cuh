@@ -1,18 +1,20 @@
-// simt_fp32.cu: the fp32 forward kernel, in true fp32 on the CUDA cores (no TF32), and its
-// launch. Same visit lists, same masking rule and the same online softmax as the tensor-core
-// kernel (natural-log domain here), written for clarity over speed: fp32 requests are for
-// exactness.
+// device/simt_fp32_kernel.cuh: the fp32 forward kernel (CudaKernel::kSimtFp32), in true fp32 on
+// the CUDA cores (no TF32); launched by launch/simt_fp32.cu. Same visit lists, same masking
+// rule and the same online softmax as the mma.sync kernel (natural-log domain here), written
+// for clarity over speed: fp32 requests are for exactness.
 //
 // One CTA (8 warps) per (32-row query tile, query head); each warp owns 4 query rows. For each
 // live 32-key tile, lane j scores key j for each of the warp's rows, then every lane
 // accumulates its columns d = lane + 32 c of O with the probabilities broadcast by shuffles.
+#ifndef HBSA_CUDA_DEVICE_SIMT_FP32_KERNEL_CUH_
+#define HBSA_CUDA_DEVICE_SIMT_FP32_KERNEL_CUH_
+
 #include <cstdint>
 
-#include "launch.h"
 #include "params.h"
 
 namespace hbsa::cuda_internal {
-namespace {
+namespace simt {
 
 constexpr int kRows = 32;          // query rows per tile (TileShape{32, 32})
 constexpr int kKeys = 32;          // key rows per tile
@@ -122,17 +124,7 @@ __global__ void __launch_bounds__(kWarps * 32) SimtFp32Kernel(const KernelParams
   }
 }
 
-}  // namespace
-
-cudaError_t LaunchSimtFp32(const KernelParams& p, cudaStream_t stream) {
-  if (p.num_q_tiles == 0 || p.num_heads_q == 0) return cudaSuccess;
-  const int d = p.head_dim;
-  const size_t smem = static_cast<size_t>(kRows * d + kKeys * (d + 1) + kKeys * d) * sizeof(float);
-  cudaError_t err = cudaFuncSetAttribute(SimtFp32Kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                         static_cast<int>(smem));
-  if (err != cudaSuccess) return err;
-  SimtFp32Kernel<<<dim3(p.num_q_tiles, p.num_heads_q), kWarps * 32, smem, stream>>>(p);
-  return cudaGetLastError();
-}
-
+}  // namespace simt
 }  // namespace hbsa::cuda_internal
+
+#endif  // HBSA_CUDA_DEVICE_SIMT_FP32_KERNEL_CUH_

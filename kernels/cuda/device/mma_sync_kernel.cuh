@@ -1,4 +1,5 @@
-// attention_kernel.cuh: the fp16/bf16 tensor-core forward kernel (FlashAttention-2 style).
+// device/mma_sync_kernel.cuh: the portable fp16/bf16 tensor-core forward kernel
+// (CudaKernel::kMmaSync, FlashAttention-2 style, any GPU the build targets).
 //
 // One CTA per (query tile t, query head h): kBlockM query rows on 4 warps; each warp owns 32
 // rows (two m16 row atoms, 128-row tiles of D <= 128, so every K and V fragment loaded from
@@ -13,12 +14,12 @@
 //
 // Columns past D (when the compiled tile kD is wider) are zero-filled and never stored. Rows
 // past the sequence end are zero-filled on load, masked in scores, and never stored.
-#ifndef HBSA_CUDA_ATTENTION_KERNEL_CUH_
-#define HBSA_CUDA_ATTENTION_KERNEL_CUH_
+#ifndef HBSA_CUDA_DEVICE_MMA_SYNC_KERNEL_CUH_
+#define HBSA_CUDA_DEVICE_MMA_SYNC_KERNEL_CUH_
 
 #include <cstdint>
 
-#include "mma.cuh"
+#include "device/mma.cuh"
 #include "params.h"
 
 namespace hbsa::cuda_internal {
@@ -304,4 +305,4 @@ __global__ void __launch_bounds__(TcConfig<T, kD, kBlockM, kBlockN_>::kThreads,
 
 }  // namespace hbsa::cuda_internal
 
-#endif  // HBSA_CUDA_ATTENTION_KERNEL_CUH_
+#endif  // HBSA_CUDA_DEVICE_MMA_SYNC_KERNEL_CUH_

@@ -1,7 +1,7 @@
-// mma.cuh: the few PTX wrappers the tensor-core kernel uses (Ampere-style warp MMA, ldmatrix,
+// device/mma.cuh: the few PTX wrappers the tensor-core kernel uses (Ampere-style warp MMA, ldmatrix,
 // cp.async) and the per-dtype traits. Device code only; no state.
-#ifndef HBSA_CUDA_MMA_CUH_
-#define HBSA_CUDA_MMA_CUH_
+#ifndef HBSA_CUDA_DEVICE_MMA_CUH_
+#define HBSA_CUDA_DEVICE_MMA_CUH_
 
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
@@ -84,4 +84,4 @@ __device__ __forceinline__ float Exp2(float x) {
 
 }  // namespace hbsa::cuda_internal
 
-#endif  // HBSA_CUDA_MMA_CUH_
+#endif  // HBSA_CUDA_DEVICE_MMA_CUH_
