@@ -26,8 +26,8 @@
 //   drift apart, which overlaps one's softmax with the other's MMAs. Every wgmma is issued in
 //   uniform control flow (ptxas serialises them otherwise, warning C7520): rows that see
 //   nothing of a stage compute it with P = 0.
-// Requires D % 8 == 0 and D <= kD (the TMA maps view k and v as [total_k, Hk, D]; columns
-// past D are outside the tensor and read as zeros).
+// Requires D % 8 == 0 and D <= kD (for D < kD the TMA maps view k and v as [total_k, Hk, D], so
+// columns past D are outside the tensor and read as zeros).
 #ifndef HBSA_CUDA_DEVICE_WGMMA_KERNEL_CUH_
 #define HBSA_CUDA_DEVICE_WGMMA_KERNEL_CUH_
 
@@ -59,6 +59,15 @@ struct WgmmaConfig {
   static constexpr size_t kTileBytes = size_t{kQElems + 2 * kStages * kKVElems} * sizeof(T);
   // Tiles, 2 x kStages + 1 mbarriers, and 1 KB to round the base up to the swizzle period.
   static constexpr size_t kSmemBytes = kTileBytes + 16 * kStages + 8 + 1024;
+  // Registers: an SM's 64K registers are four 16K files, one per sub-partition, and warp w of
+  // a CTA runs on sub-partition w % 4 with registers allocated in 256-register units per warp.
+  // kCtasPerSm CTAs of kThreads / 32 warps put ceil(warps / 4) warps on a sub-partition, so each
+  // thread may hold at most 16384 / (32 * that) registers, rounded down to 8. Measured (run 11,
+  // H200): the 64-row kernel at 174 registers (2 warps per sub-partition, so one CTA per SM
+  // instead of two) ran 1.75x slower than at 166.
+  static constexpr int kCtasPerSm = kBlockM == 64 ? 2 : 1;  // smem: 2 x 81 KB or 1 x 129 KB
+  static constexpr int kWarpsPerSubpartition = (kCtasPerSm * kThreads / 32 + 3) / 4;
+  static constexpr int kMaxRegisters = 16384 / (32 * kWarpsPerSubpartition) / 8 * 8;
 };
 
 // Zeroes rows [row0, row1) of every 64-column SW128 panel of a [kRows, 64 * kPanels] tile (the
@@ -87,7 +96,7 @@ __device__ __forceinline__ bool EntryNeedsFixup(const uint32_t (&w)[kTileChunks]
 }
 
 template <typename T, int kD, int kBlockM>
-__global__ void __launch_bounds__(WgmmaConfig<T, kD, kBlockM>::kThreads, 1)
+__global__ void __maxnreg__((WgmmaConfig<T, kD, kBlockM>::kMaxRegisters))
     WgmmaAttentionKernel(const KernelParams p, const __grid_constant__ CUtensorMap tmap_k64,
                          const __grid_constant__ CUtensorMap tmap_v64,
                          const __grid_constant__ CUtensorMap tmap_k16,
@@ -142,10 +151,23 @@ __global__ void __launch_bounds__(WgmmaConfig<T, kD, kBlockM>::kThreads, 1)
       last[0] = e.x, last[1] = e.y, last[2] = e.z, last[3] = e.w;
     }
     const bool fixup = n_visits > 0 && EntryNeedsFixup(last, tr.lk);
+    // D == kD: 2-D maps over [total_k, Hk * D] (a box never reaches the next head); narrower D:
+    // 3-D maps over [total_k, Hk, D], whose columns past D read as zeros (launch/wgmma_launch.cuh).
+    const bool flat = p.head_dim == kD;
+    auto tma = [&](uint32_t dst, const CUtensorMap* map, int pn, int32_t row, uint32_t bar) {
+      if (flat) {
+        TmaLoad2d(dst, map, hk * kD + pn * 64, row, bar);
+      } else {
+        TmaLoad3d(dst, map, pn * 64, hk, row, bar);
+      }
+    };
+    uint4 next = n_visits > 0 ? visits[0] : make_uint4(0u, 0u, 0u, 0u);
     auto load = [&](int32_t it, uint32_t bar) {
       const int s = it % kStages;
+      // The entry is read one stage ahead, so its load latency overlaps the wait for the stage.
+      const uint4 e = next;
+      if (it + 1 < n_visits) next = visits[it + 1];
       if (it >= kStages) MbarWait(empty_bar + 8 * s, ((it / kStages) - 1) & 1);
-      const uint4 e = visits[it];
       const uint32_t w[kTileChunks] = {e.x, e.y, e.z, e.w};
       const uint32_t c0 = ChunkIndex(w[0]);  // the first chunk is always live
       bool runs = true;                      // four consecutive chunks: one box per panel
@@ -163,8 +185,8 @@ __global__ void __launch_bounds__(WgmmaConfig<T, kD, kBlockM>::kThreads, 1)
 #pragma unroll
         for (int pn = 0; pn < kPanels; ++pn) {
           const uint32_t off = stage + pn * kBlockN * 128;
-          TmaLoad3d(k_base + off, &tmap_k64, pn * 64, hk, row, bar);
-          TmaLoad3d(v_base + off, &tmap_v64, pn * 64, hk, row, bar);
+          tma(k_base + off, &tmap_k64, pn, row, bar);
+          tma(v_base + off, &tmap_v64, pn, row, bar);
         }
         return;
       }
@@ -176,8 +198,8 @@ __global__ void __launch_bounds__(WgmmaConfig<T, kD, kBlockM>::kThreads, 1)
 #pragma unroll
         for (int pn = 0; pn < kPanels; ++pn) {
           const uint32_t off = stage + pn * kBlockN * 128 + c * Cfg::kChunkBytes;
-          TmaLoad3d(k_base + off, &tmap_k16, pn * 64, hk, row, bar);
-          TmaLoad3d(v_base + off, &tmap_v16, pn * 64, hk, row, bar);
+          tma(k_base + off, &tmap_k16, pn, row, bar);
+          tma(v_base + off, &tmap_v16, pn, row, bar);
         }
       }
     };

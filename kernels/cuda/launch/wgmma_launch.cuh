@@ -32,24 +32,29 @@ inline PFN_cuTensorMapEncodeTiled_v12000 TensorMapEncoder() {
   return fn;
 }
 
-// TMA map of k or v viewed as [total_k, Hk, D] (innermost first: D, Hk, rows), boxes of
-// [box_rows keys, 1 head, 64 columns] with the 128-byte swizzle (one SW128 panel of box_rows
-// rows). Columns past D (a head dim narrower than the compiled one) are outside the tensor and
-// read as zeros, so a box never reaches the next head. Needs D % 8 == 0 (16-byte strides).
-// Pure host work, no synchronisation.
+// TMA map of k or v with boxes of [box_rows keys, 64 columns] and the 128-byte swizzle (one
+// SW128 panel of box_rows rows). `flat` (D == the compiled head dim): viewed as [total_k,
+// Hk * D], the addressing the kernel had before gathering (a box of head hk never reaches the
+// next head). Otherwise viewed as [total_k, Hk, D] (innermost first: D, Hk, rows) with boxes of
+// one head: columns past D are outside the tensor and read as zeros. Needs D % 8 == 0 (16-byte
+// strides). Pure host work, no synchronisation.
 template <typename T>
-bool MakeKvTensorMap(CUtensorMap* map, const void* base, const KernelParams& p, int box_rows) {
+bool MakeKvTensorMap(CUtensorMap* map, const void* base, const KernelParams& p, int box_rows,
+                     bool flat) {
   const PFN_cuTensorMapEncodeTiled_v12000 encode = TensorMapEncoder();
   if (encode == nullptr) return false;
-  const cuuint64_t dims[3] = {cuuint64_t(p.head_dim), cuuint64_t(p.num_heads_k),
-                              cuuint64_t(std::max<int64_t>(p.total_k, 1))};
-  const cuuint64_t strides[2] = {dims[0] * sizeof(T), dims[0] * dims[1] * sizeof(T)};
-  const cuuint32_t box[3] = {64, 1, cuuint32_t(box_rows)};
+  const cuuint64_t d = cuuint64_t(p.head_dim), hk = cuuint64_t(p.num_heads_k);
+  const cuuint64_t rows = cuuint64_t(std::max<int64_t>(p.total_k, 1));
+  const cuuint64_t dims3[3] = {d, hk, rows}, dims2[2] = {d * hk, rows};
+  const cuuint64_t strides3[2] = {d * sizeof(T), d * hk * sizeof(T)};
+  const cuuint64_t strides2[1] = {d * hk * sizeof(T)};
+  const cuuint32_t box3[3] = {64, 1, cuuint32_t(box_rows)}, box2[2] = {64, cuuint32_t(box_rows)};
   const cuuint32_t elem_strides[3] = {1, 1, 1};
   const CUtensorMapDataType type = std::is_same<T, __half>::value
                                        ? CU_TENSOR_MAP_DATA_TYPE_FLOAT16
                                        : CU_TENSOR_MAP_DATA_TYPE_BFLOAT16;
-  return encode(map, type, 3, const_cast<void*>(base), dims, strides, box, elem_strides,
+  return encode(map, type, flat ? 2 : 3, const_cast<void*>(base), flat ? dims2 : dims3,
+                flat ? strides2 : strides3, flat ? box2 : box3, elem_strides,
                 CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B,
                 CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
                 CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE) == CUDA_SUCCESS;
@@ -62,17 +67,18 @@ LaunchResult LaunchWgmma(const KernelParams& p, cudaStream_t stream) {
   if (TensorMapEncoder() == nullptr) {
     return {cudaErrorNotSupported, "cuTensorMapEncodeTiled (the driver does not offer it)"};
   }
+  const bool flat = p.head_dim == kD;  // the kernel makes the same test
   CUtensorMap k64, v64, k16, v16;
-  if (!MakeKvTensorMap<T>(&k64, p.k, p, Cfg::kBlockN)) {
+  if (!MakeKvTensorMap<T>(&k64, p.k, p, Cfg::kBlockN, flat)) {
     return {cudaErrorInvalidValue, "TMA descriptor of k (64-key boxes)"};
   }
-  if (!MakeKvTensorMap<T>(&v64, p.v, p, Cfg::kBlockN)) {
+  if (!MakeKvTensorMap<T>(&v64, p.v, p, Cfg::kBlockN, flat)) {
     return {cudaErrorInvalidValue, "TMA descriptor of v (64-key boxes)"};
   }
-  if (!MakeKvTensorMap<T>(&k16, p.k, p, kChunkKeys)) {
+  if (!MakeKvTensorMap<T>(&k16, p.k, p, kChunkKeys, flat)) {
     return {cudaErrorInvalidValue, "TMA descriptor of k (16-key boxes)"};
   }
-  if (!MakeKvTensorMap<T>(&v16, p.v, p, kChunkKeys)) {
+  if (!MakeKvTensorMap<T>(&v16, p.v, p, kChunkKeys, flat)) {
     return {cudaErrorInvalidValue, "TMA descriptor of v (16-key boxes)"};
   }
   auto kernel = WgmmaAttentionKernel<T, kD, kBlockM>;
