@@ -13,7 +13,8 @@ torch.rand on a CUDA generator seeded 1 (ANCHORS.md), first key block of each qu
 on. Times: triton.testing.do_bench (median, CUDA events, L2 flushed) of
   * hbsa: device planning + attention (libhbsa_bench_capi.so, hbsa::cuda::Enqueue), with the
     kernel the library chose (printed) or --kernel; --prev-lib times a second build of the
-    library (the previous kernel) on the same inputs, for A/B ratios from one run;
+    library (the previous kernel) on the same inputs, for A/B ratios from one run, and each
+    --extra-lib NAME=PATH another build (a variant: columns NAME_ms, NAME_vs_new);
   * upstream: the public hbsattn Triton kernel (--upstream DIR, a checkout of
     github.com/zhengqigao/hbsattn; never part of this repository), its 'auto' tile mode (for the
     power-of-two blocks here it picks the same tiles as 'fix'), block arrays precomputed;
@@ -26,7 +27,8 @@ ideal_ms = allowed work at the dense kernel's rate. Output: one JSON line per ro
 --out), with max |diff| of hbsa against the peers' outputs.
 
 usage: bench.py --lib libhbsa_bench_capi.so --out results.jsonl [--grid anchors users]
-                [--n 4096 16384] [--prev-lib OLD.so] [--upstream DIR] [--no-flex] [--kernel K]
+                [--n 4096 16384] [--prev-lib OLD.so] [--extra-lib NAME=PATH ...]
+                [--upstream DIR] [--no-flex] [--kernel K] [--rows SUBSTRING,...]
        bench.py --warm-upstream J --upstream DIR [--grid ...] [--n ...]
 The second form only compiles: J processes run the upstream kernel once on every row's shape,
 so its autotuner's Triton compilations (12 configurations per block shape) land in
@@ -75,7 +77,7 @@ USER_ROWS = [
 
 
 def bench(fn):
-    return triton.testing.do_bench(fn, warmup=25, rep=150, return_mode="median")
+    return triton.testing.do_bench(fn, warmup=25, rep=100, return_mode="median")
 
 
 class Problem:
@@ -290,17 +292,17 @@ def run_row(name, pb, args, libs, upstream, flex, dense_cache, out_f):
                d=pb.d, hq=pb.hq, hk=pb.hk, batch=pb.batch, lq=pb.lq if not pb.equal else pb.lq[0],
                lk=pb.lk if not pb.equal else pb.lk[0], sq=pb.sq, sk=pb.sk,
                sparsity=pb.sparsity, causal=pb.causal)
-    ms, pairs, kernel, ours = time_hbsa(libs[0], pb, args.kernel)
+    ms, pairs, kernel, ours = time_hbsa(libs[0][1], pb, args.kernel)
     row.update(allowed_pairs=pairs, hbsa_ms=ms, hbsa_kernel=kernel,
                hbsa_tflops=pb.flops(pairs) / (ms * 1e-3) / 1e12)
-    if len(libs) > 1:
+    for name, lib in libs[1:]:
         try:
-            pms, _, pk, pout = time_hbsa(libs[1], pb)
-            row.update(prev_ms=pms, prev_kernel=pk, prev_vs_new=pms / ms,
-                       max_abs_diff_vs_prev=max_diff(ours, pout, pb))
+            pms, _, pk, pout = time_hbsa(lib, pb)
+            row.update({f"{name}_ms": pms, f"{name}_kernel": pk, f"{name}_vs_new": pms / ms,
+                        f"max_abs_diff_vs_{name}": max_diff(ours, pout, pb)})
             del pout
-        except RuntimeError as e:  # the previous build may refuse a shape
-            row["prev_error"] = str(e)[:200]
+        except RuntimeError as e:  # an older build may refuse a shape
+            row[f"{name}_error"] = str(e)[:200]
     if upstream is not None:
         try:
             fn = upstream.run_fn(pb)
@@ -352,7 +354,10 @@ def run_row(name, pb, args, libs, upstream, flex, dense_cache, out_f):
 
 def rows(args):
     """(grid, name, Problem arguments) of every row the arguments select, in run order."""
-    out = []
+    out = []  # users first: the small-block rows matter most if a time limit cuts the run
+    if "users" in args.grid:
+        for (name, dtype, d, hq, hk, lq, lk, sq, sk, sp, causal) in USER_ROWS:
+            out.append(("users", name, (dtype, d, hq, hk, lq, lk, sq, sk, sp, causal)))
     if "anchors" in args.grid:
         for n in args.n:
             for causal in (True, False):
@@ -360,13 +365,8 @@ def rows(args):
                     for sp in (0.7, 0.9):
                         out.append(("anchors", f"N={n} {sq}x{sk} s{sp}{' causal' if causal else ''}",
                                     ("bf16", 128, 32, 32, [n] * 8, [n] * 8, sq, sk, sp, causal)))
-    if "users" in args.grid:
-        wanted = args.rows.split(",") if args.rows else None
-        for (name, dtype, d, hq, hk, lq, lk, sq, sk, sp, causal) in USER_ROWS:
-            if wanted and not any(w in name for w in wanted):
-                continue
-            out.append(("users", name, (dtype, d, hq, hk, lq, lk, sq, sk, sp, causal)))
-    return out
+    wanted = args.rows.split(",") if args.rows else None
+    return [r for r in out if not wanted or any(w in r[1] for w in wanted)]
 
 
 def warm_upstream(args):
@@ -381,9 +381,9 @@ def warm_upstream(args):
                 up.run_fn(pb)()
                 torch.cuda.synchronize()
                 print(f"warm {name}: {time.time() - t0:.1f} s", flush=True)
+                del pb
             except Exception as e:  # noqa: BLE001
                 print(f"warm {name}: {type(e).__name__}: {str(e)[:200]}", flush=True)
-            del pb
             torch.cuda.empty_cache()
         return
     j = args.warm_upstream
@@ -400,13 +400,14 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--lib")
     ap.add_argument("--prev-lib")
+    ap.add_argument("--extra-lib", action="append", help="NAME=PATH of another build to time")
     ap.add_argument("--upstream")
     ap.add_argument("--out")
     ap.add_argument("--warm-upstream", type=int)
     ap.add_argument("--warm-worker")
     ap.add_argument("--grid", nargs="*", default=["anchors", "users"])
     ap.add_argument("--n", type=int, nargs="*", default=[4096, 16384])
-    ap.add_argument("--rows", help="comma-separated substrings: only matching user rows")
+    ap.add_argument("--rows", help="comma-separated substrings: only the rows whose name matches")
     ap.add_argument("--no-flex", action="store_true")
     ap.add_argument("--kernel", help="hbsa kernel for --lib (auto, wgmma_tma, mma_sync, ...)")
     args = ap.parse_args()
@@ -423,7 +424,10 @@ def main():
     if not args.no_flex:
         from torch.nn.attention.flex_attention import flex_attention
         flex = torch.compile(flex_attention)
-    libs = [Hbsa(args.lib)] + ([Hbsa(args.prev_lib)] if args.prev_lib else [])
+    libs = [("new", Hbsa(args.lib))] + ([("prev", Hbsa(args.prev_lib))] if args.prev_lib else [])
+    for spec in args.extra_lib or []:
+        name, path = spec.split("=", 1)
+        libs.append((name, Hbsa(path)))
     upstream = Upstream(args.upstream) if args.upstream else None
     dense_cache = {}
     out_f = open(args.out, "a")

@@ -4,6 +4,7 @@
 #   bin/, lib/, golden/, env.sh   the GPU tests and libhbsa_bench_capi.so of BUILD_DIR with their
 #                                 shared libraries (../shared/tools/device-bundle)
 #   bin/libhbsa_bench_capi_prev.so  PREV_LIB, a build of the previous kernel (A/B in one run)
+#   bin/libhbsa_bench_capi_NAME.so  for each NAME=PATH in HBSA_EXTRA_LIBS: variant builds
 #   bench.py, run_device.sh, summarize_bench.py  this checkout's versions (the call runs from a
 #                                 copy of another checkout)
 #   upstream/                     the public hbsattn Triton kernel, extracted from the bare git
@@ -25,11 +26,15 @@ for t in wgmma_selftest wgmma_cuda_test golden_cuda_test property_cuda_test smal
   tests="$tests $build/tests/cuda/$t"
 done
 libs="$build/bench/cuda/libhbsa_bench_capi.so"
+tmp=$(mktemp -d)
 if [ -n "$prev" ]; then
-  tmp=$(mktemp -d)
   cp "$prev" "$tmp/libhbsa_bench_capi_prev.so"
   libs="$libs $tmp/libhbsa_bench_capi_prev.so"
 fi
+for spec in ${HBSA_EXTRA_LIBS:-}; do
+  cp "${spec#*=}" "$tmp/libhbsa_bench_capi_${spec%%=*}.so"
+  libs="$libs $tmp/libhbsa_bench_capi_${spec%%=*}.so"
+done
 "$root/../shared/tools/device-bundle" "$out" $tests $libs
 cp "$root/bench/cuda/bench.py" "$root/scripts/gpu/run_device.sh" "$root/scripts/gpu/summarize_bench.py" "$out/"
 if [ -n "$mirror" ]; then

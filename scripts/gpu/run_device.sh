@@ -4,15 +4,21 @@
 #   info       GPU, driver, torch/triton versions; cuobjdump's resource usage of the kernels
 #              (registers, local memory) -> info.txt
 #   tests      every GPU test binary (each runs every kernel that can run its problems) -> tests.log
-#   sanitizer  compute-sanitizer memcheck and racecheck on the wgmma, small-block, cross-sequence
-#              and golden tests (reduced case counts) -> sanitizer.log
+#   sanitizer  compute-sanitizer (tools HBSA_SAN_TOOLS, default "memcheck racecheck") on the
+#              poisoned-key-row, cross-sequence (8 configurations) and, with HBSA_SAN_FULL=1, the
+#              wgmma and golden tests -> sanitizer.log
 #   warm       compiles the upstream kernel's autotune configurations for every bench row, in
 #              parallel processes, into the Triton cache (bench.py --warm-upstream)
 #   bench      bench.py: grids HBSA_BENCH_GRID (default "anchors users"), N HBSA_BENCH_N (default
-#              "4096 16384"), FlexAttention unless HBSA_BENCH_NO_FLEX=1, the previous library when
-#              bundled -> bench.jsonl, bench.log
+#              "4096 16384"), FlexAttention unless HBSA_BENCH_NO_FLEX=1, upstream unless
+#              HBSA_BENCH_NO_UPSTREAM=1, the previous library and variant builds when bundled
+#              -> bench.jsonl, bench.log
 #   cache      the Triton cache as triton_cache.tgz (bundle.sh keeps it for the next call)
 # The Triton cache is TRITON_CACHE_DIR=/tmp/triton_cache, filled from BUNDLE/triton_cache.tgz.
+# Time limits (s): HBSA_BENCH_TIMEOUT (420), HBSA_WARM_TIMEOUT (150), HBSA_SAN_TIMEOUT (90, per
+# sanitizer run); HBSA_XSEQ_SAN: cross-sequence configurations under the sanitizers (8).
+# Run 11b (docs/BENCHMARKS.md): HBSA_BENCH_TIMEOUT=250 HBSA_WARM_TIMEOUT=120 HBSA_SAN_TIMEOUT=50
+# HBSA_XSEQ_SAN=4 ... info tests sanitizer warm bench (353 s on an H200).
 set -uo pipefail
 bundle=$(cd "$1" && pwd); shift
 source "$bundle/env.sh"
@@ -22,7 +28,11 @@ export TRITON_CACHE_DIR=/tmp/triton_cache
 mkdir -p "$TRITON_CACHE_DIR"
 [ -f "$bundle/triton_cache.tgz" ] && tar -xzf "$bundle/triton_cache.tgz" -C "$TRITON_CACHE_DIR"
 prev=""; [ -f "$bundle/bin/libhbsa_bench_capi_prev.so" ] && prev="--prev-lib $bundle/bin/libhbsa_bench_capi_prev.so"
-up=""; [ -d "$bundle/upstream/hbsattn" ] && up="--upstream $bundle/upstream"
+for lib in "$bundle"/bin/libhbsa_bench_capi_*.so; do  # variant builds (bundle.sh HBSA_EXTRA_LIBS)
+  name=$(basename "$lib" .so); name=${name#libhbsa_bench_capi_}
+  [ "$name" = prev ] || [ ! -f "$lib" ] || prev="$prev --extra-lib $name=$lib"
+done
+up=""; [ -d "$bundle/upstream/hbsattn" ] && [ "${HBSA_BENCH_NO_UPSTREAM:-0}" != 1 ] && up="--upstream $bundle/upstream"
 grid=${HBSA_BENCH_GRID:-anchors users}
 ns=${HBSA_BENCH_N:-4096 16384}
 t_start=$(date +%s)
@@ -58,13 +68,13 @@ for step in "$@"; do
       grep -E "^\[  (PASSED|FAILED) |^exit|XSEQ configs|EXCLUDED configs|WGMMA_PATH" "$out/tests.log"
       echo "FAIL lines: $(grep -c ' FAIL$' "$out/tests.log")" ;;
     sanitizer)
-      for tool in memcheck racecheck; do
-        for spec in "wgmma_cuda_test --gtest_filter=*BlockShapes*" \
-                    "small_blocks_cuda_test --gtest_filter=*Excluded*" \
-                    "golden_cuda_test"; do
+      specs=("small_blocks_cuda_test --gtest_filter=*Excluded*")
+      [ "${HBSA_SAN_FULL:-0}" = 1 ] && specs+=("wgmma_cuda_test --gtest_filter=*BlockShapes*" "golden_cuda_test")
+      for tool in ${HBSA_SAN_TOOLS:-memcheck racecheck}; do
+        for spec in "${specs[@]}"; do
           set -- $spec
           echo "== $tool $spec" >> "$out/sanitizer.log"
-          HBSA_XSEQ_CONFIGS=8 timeout 150 compute-sanitizer --tool $tool --error-exitcode 9 \
+          timeout ${HBSA_SAN_TIMEOUT:-90} compute-sanitizer --tool $tool --error-exitcode 9 \
             "$bundle/bin/$1" "${@:2}" > "$out/san_tmp.log" 2>&1
           rc=$?
           grep -E "ERROR SUMMARY|RACECHECK SUMMARY|Hazard|Invalid|PASSED|FAILED" "$out/san_tmp.log" |
@@ -72,8 +82,8 @@ for step in "$@"; do
           echo "exit $rc" >> "$out/sanitizer.log"
           stamp "$tool $spec: exit $rc"
         done
-        echo "== $tool cross_sequence_cuda_test (8 configs)" >> "$out/sanitizer.log"
-        HBSA_XSEQ_CONFIGS=8 timeout 150 compute-sanitizer --tool $tool --error-exitcode 9 \
+        echo "== $tool cross_sequence_cuda_test (${HBSA_XSEQ_SAN:-8} configs)" >> "$out/sanitizer.log"
+        HBSA_XSEQ_CONFIGS=${HBSA_XSEQ_SAN:-8} timeout ${HBSA_SAN_TIMEOUT:-90} compute-sanitizer --tool $tool --error-exitcode 9 \
           "$bundle/bin/cross_sequence_cuda_test" > "$out/san_tmp.log" 2>&1
         rc=$?
         grep -E "ERROR SUMMARY|RACECHECK SUMMARY|Hazard|Invalid|XSEQ configs" "$out/san_tmp.log" |
@@ -85,8 +95,10 @@ for step in "$@"; do
       grep -E "SUMMARY|^exit" "$out/sanitizer.log" | sort | uniq -c ;;
     warm)
       [ -n "$up" ] || { echo "warm: no upstream in the bundle"; continue; }
-      PYTHONUNBUFFERED=1 timeout 300 python3 "$bundle/bench.py" --warm-upstream 12 $up \
-        --grid $grid --n $ns > "$out/warm.log" 2>&1
+      # N = 4096 is enough: the kernel's specialisations do not depend on N (strides stay
+      # multiples of 16), so the N = 16384 rows find these compilations in the cache.
+      PYTHONUNBUFFERED=1 timeout ${HBSA_WARM_TIMEOUT:-150} python3 "$bundle/bench.py" --warm-upstream 12 $up \
+        --grid $grid --n ${HBSA_WARM_N:-4096} > "$out/warm.log" 2>&1
       stamp "warm: exit $? ($(grep -c '^warm ' "$out/warm.log") rows)"
       grep -vE "^warm .*: [0-9.]+ s$" "$out/warm.log" | tail -5 ;;
     bench)

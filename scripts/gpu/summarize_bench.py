@@ -3,8 +3,8 @@
 per-row listing plus the aggregates the targets of issue 11 are stated in (--brief, printed at
 the end of a GPU-machine call), or as the markdown tables of docs/BENCHMARKS.md (--markdown).
 
-Aggregates: small and heterogeneous block rows (users grid rows named small/hetero/gqa, and
-ragged 16x16): hbsa vs upstream, min and geomean; ANCHORS grid: rows faster than the best peer
+Aggregates: small and heterogeneous block rows (users grid rows named small/hetero or with 16x16
+or 32x32 blocks): hbsa vs upstream, min and geomean; ANCHORS grid: rows faster than the best peer
 (upstream, FlexAttention measured in the same run), geomean speedup, and hbsa / ideal at
 N = 16384; the previous library on the same inputs: prev_ms / hbsa_ms geomean."""
 import json
@@ -26,7 +26,8 @@ def fmt(x, spec=".3f"):
 
 
 def small_row(r):
-    return r["grid"] == "users" and any(w in r["name"] for w in ("small", "hetero", "gqa", "16x16"))
+    """The small and heterogeneous block rows of the users grid (16/32-row or 16-column blocks)."""
+    return r["grid"] == "users" and any(w in r["name"] for w in ("small", "hetero", "16x16", "32x32"))
 
 
 def aggregates(rows):
@@ -34,7 +35,7 @@ def aggregates(rows):
     small = [r for r in rows if small_row(r) and "speedup_vs_upstream" in r]
     if small:
         s = [r["speedup_vs_upstream"] for r in small]
-        out.append(f"small/hetero/gqa rows vs upstream: {len(small)} rows, min {min(s):.2f}x, "
+        out.append(f"small/heterogeneous block rows vs upstream: {len(small)} rows, min {min(s):.2f}x, "
                    f"geomean {geomean(s):.2f}x, rows >= 2x: {sum(x >= 2 for x in s)}")
     anchors = [r for r in rows if r["grid"] == "anchors" and "best_peer_ms" in r]
     if anchors:
@@ -49,21 +50,26 @@ def aggregates(rows):
         s = [r["hbsa_ms"] / r["ideal_ms"] for r in big]
         out.append(f"anchors N=16384 hbsa/ideal: {min(s):.2f}-{max(s):.2f} (geomean "
                    f"{geomean(s):.2f}), rows within 1.25x: {sum(x <= 1.25 for x in s)}/{len(s)}")
-    prev = [r["prev_vs_new"] for r in rows if "prev_vs_new" in r]
-    if prev:
-        out.append(f"previous kernel / this one (same inputs): geomean {geomean(prev):.2f}x over "
-                   f"{len(prev)} rows (min {min(prev):.2f}, max {max(prev):.2f})")
+    names = sorted({k[:-7] for r in rows for k in r if k.endswith("_vs_new")})
+    for name in names:
+        for grid in ("anchors", "users"):
+            x = [r[f"{name}_vs_new"] for r in rows if f"{name}_vs_new" in r and r["grid"] == grid]
+            if x:
+                out.append(f"{name} / this build ({grid}, same inputs): geomean {geomean(x):.3f}x "
+                           f"over {len(x)} rows (min {min(x):.3f}, max {max(x):.3f})")
     return out
 
 
 def brief(rows):
     for r in rows:
         ideal = r.get("ideal_ms")
+        variants = "".join(f"{k[:-3]} {r[k]:.3f} " for k in r
+                           if k.endswith("_ms") and k[:-3] + "_vs_new" in r and k != "prev_ms")
+        errors = "".join(f"{k}: {r[k]} " for k in r if k.endswith("_error"))[:100]
         print(f"{r['grid'][:3]} {r['name'][:34]:34s} {r.get('hbsa_kernel', '?'):9s} "
               f"ours {r['hbsa_ms']:8.3f} ({r['hbsa_tflops']:4.0f} TF) prev {fmt(r.get('prev_ms'))} "
-              f"up {fmt(r.get('upstream_ms'))} flex {fmt(r.get('flex_ms'))} ideal {fmt(ideal)}"
-              + (f" ERR {r.get('upstream_error', '')}{r.get('flex_error', '')}{r.get('prev_error', '')}"[:80]
-                 if any(k.endswith("_error") for k in r) else ""))
+              f"{variants}up {fmt(r.get('upstream_ms'))} flex {fmt(r.get('flex_ms'))} "
+              f"ideal {fmt(ideal)}" + (f" ERR {errors}" if errors else ""))
     for line in aggregates(rows):
         print(line)
 
