@@ -118,7 +118,9 @@ inline TileShape TileFor(CudaKernel kernel, const RequestShape& s) {
 // Why `kernel` cannot run a request of shape `s` on device `dev`; empty when it can.
 inline std::string WhyNot(CudaKernel kernel, const DeviceTraits& dev, const RequestShape& s) {
   const int32_t d = CompiledHeadDim(s.head_dim);
-  if (kernel != CudaKernel::kAuto && dev.cc_major == 0) return "needs a CUDA device (none is usable)";
+  if (kernel != CudaKernel::kAuto && dev.cc_major == 0) {
+    return "needs a CUDA device (none is usable)";
+  }
   switch (kernel) {
     case CudaKernel::kWgmmaTma: {
       if (dev.cc_major != 9 || !dev.sm90a_image) {
@@ -154,8 +156,8 @@ inline std::string WhyNot(CudaKernel kernel, const DeviceTraits& dev, const Requ
   }
   const TileShape tile = TileFor(kernel, s);
   if (!InstanceCompiled(kernel, s.dtype, d, tile.block_m)) {
-    return absl::StrCat("has no compiled instance for ", std::string(DTypeName(s.dtype)), " head_dim ",
-                        s.head_dim, " (compiled ", d, ") on ", tile.block_m,
+    return absl::StrCat("has no compiled instance for ", std::string(DTypeName(s.dtype)),
+                        " head_dim ", s.head_dim, " (compiled ", d, ") on ", tile.block_m,
                         "-row tiles (see HBSA_CUDA_INSTANCES)");
   }
   return "";
@@ -169,7 +171,8 @@ inline absl::StatusOr<KernelPlan> ChooseKernel(const DeviceTraits& dev, const Re
   if (requested != CudaKernel::kAuto) {
     const std::string why = WhyNot(requested, dev, s);
     if (!why.empty()) {
-      return absl::UnimplementedError(absl::StrCat("cuda kernel ", std::string(CudaKernelName(requested)),
+      return absl::UnimplementedError(absl::StrCat("cuda kernel ",
+                                                   std::string(CudaKernelName(requested)),
                                                    " cannot run this request: it ", why));
     }
     return KernelPlan{requested, TileFor(requested, s)};

@@ -169,7 +169,9 @@ TensorOffsets OffsetsOf(const RequestLayout& layout) {
 void PackMetadata(const AttentionArgs& a, const RequestLayout& layout, void* dst) {
   const BlockLayoutStorage storage(a);
   auto copy_vec = [&](const auto& vec, Piece piece) {
-    if (!vec.empty()) std::memcpy(At<char>(dst, layout, piece), vec.data(), vec.size() * sizeof(vec[0]));
+    if (!vec.empty()) {
+      std::memcpy(At<char>(dst, layout, piece), vec.data(), vec.size() * sizeof(vec[0]));
+    }
   };
   copy_vec(storage.cu_seqlens_q(), kCuSeqQ);
   copy_vec(storage.cu_seqlens_k(), kCuSeqK);

@@ -80,7 +80,8 @@ TEST(CudaKernelChoice, AutoPrefersWgmmaOnHopperForHalfPrecisionUpTo128) {
   EXPECT_EQ(chosen(kH100, Shape(DType::kFloat32, 128, 64, 1)), CudaKernel::kSimtFp32);
   EXPECT_EQ(chosen(kAmpere, Shape(DType::kBFloat16, 128, 128, 1)), CudaKernel::kMmaSync);
   EXPECT_EQ(chosen(kNoImage, Shape(DType::kBFloat16, 128, 128, 1)), CudaKernel::kMmaSync);
-  EXPECT_FALSE(ChooseKernel(kNoDevice, Shape(DType::kBFloat16, 128, 128, 1), CudaKernel::kAuto).ok());
+  EXPECT_FALSE(
+      ChooseKernel(kNoDevice, Shape(DType::kBFloat16, 128, 128, 1), CudaKernel::kAuto).ok());
   EXPECT_FALSE(ChooseKernel(kH100, Shape(DType::kBFloat16, 300, 64, 1), CudaKernel::kAuto).ok());
 }
 

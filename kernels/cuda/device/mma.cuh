@@ -1,4 +1,4 @@
-// device/mma.cuh: the few PTX wrappers the tensor-core kernel uses (Ampere-style warp MMA, ldmatrix,
+// device/mma.cuh: the few PTX wrappers the mma.sync kernel uses (Ampere-style warp MMA, ldmatrix,
 // cp.async) and the per-dtype traits. Device code only; no state.
 #ifndef HBSA_CUDA_DEVICE_MMA_CUH_
 #define HBSA_CUDA_DEVICE_MMA_CUH_

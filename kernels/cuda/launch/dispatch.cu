@@ -24,7 +24,8 @@ struct Instance {
 constexpr Instance kInstances[] = {
 #define HBSA_MMA_SYNC_INSTANCE(T, E, D, M) \
   {CudaKernel::kMmaSync, DType::E, D, M, &LaunchMmaSync<T, D, M, 64>},
-#define HBSA_WGMMA_INSTANCE(T, E, D, M) {CudaKernel::kWgmmaTma, DType::E, D, M, &LaunchWgmma<T, D, M>},
+#define HBSA_WGMMA_INSTANCE(T, E, D, M) \
+  {CudaKernel::kWgmmaTma, DType::E, D, M, &LaunchWgmma<T, D, M>},
 #include "hbsa_cuda_instances.inc"
 #undef HBSA_MMA_SYNC_INSTANCE
 #undef HBSA_WGMMA_INSTANCE
