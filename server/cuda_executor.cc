@@ -83,6 +83,7 @@ class CudaExecutor final : public Executor {
     }
     budget_ = options_.memory_budget_bytes > 0 ? options_.memory_budget_bytes
                                                : static_cast<int64_t>(free_bytes / 10 * 8);
+    kernels_ = cuda::DeviceKernels();  // for GetCapabilities (the device is current here)
     for (size_t i = 0; i < slots_.size(); ++i) {
       Slot& s = slots_[i];
       if (cudaError_t e = cudaStreamCreateWithFlags(&s.stream, cudaStreamNonBlocking); e != cudaSuccess) {
@@ -119,6 +120,7 @@ class CudaExecutor final : public Executor {
     d->set_total_memory_bytes(static_cast<int64_t>(props_.totalGlobalMem));
     d->set_compute_capability(absl::StrCat(props_.major, ".", props_.minor));
     d->set_streams(static_cast<int>(slots_.size()));
+    for (CudaKernel k : kernels_) d->add_kernels(std::string(CudaKernelName(k)));
     if (caps->fast_head_dims_size() == 0) {
       for (int32_t hd : cuda::FastHeadDims()) caps->add_fast_head_dims(hd);
     }
@@ -263,6 +265,7 @@ class CudaExecutor final : public Executor {
     }
     job->response->set_backend("cuda");
     job->response->set_device(options_.device);
+    job->response->set_kernel(std::string(CudaKernelName(s->layout.kernel)));
     scheduler_->Complete(std::move(job), absl::OkStatus());
   }
 
@@ -301,6 +304,7 @@ class CudaExecutor final : public Executor {
   const FatalHandler on_fatal_;
   const std::string label_;  // device label in metrics
   cudaDeviceProp props_{};
+  std::vector<CudaKernel> kernels_;  // what this device runs (set in Start)
   int64_t budget_ = 0;
   int64_t used_ = 0;  // executor thread only
   std::vector<Slot> slots_;

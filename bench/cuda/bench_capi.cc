@@ -5,20 +5,25 @@
 // copies q/k/v device-to-device from the caller's tensors and the packed metadata (layout
 // arrays, tile table, mask) from the host, all outside the timing. hbsa_bench_enqueue then runs
 // exactly what the service runs per request: device-side planning + the attention kernel
-// (hbsa::cuda::Enqueue) on the given stream, without synchronising.
+// (hbsa::cuda::Enqueue) on the given stream, without synchronising. hbsa_bench_set_kernel picks
+// the kernel of later creates (hbsa::cuda::PlanOptions: "auto" or an explicit kernel for A/B
+// runs); hbsa_bench_kernel_name reports the kernel a handle runs.
 #include <cuda_runtime_api.h>
 
 #include <cstdint>
 #include <cstring>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
-#include "../../kernels/cuda/request_internal.h"
+#include "request_internal.h"
 #include "hbsa/attention.h"
 #include "hbsa/cuda.h"
 
 namespace {
+
+hbsa::CudaKernel g_kernel = hbsa::CudaKernel::kAuto;  // hbsa_bench_set_kernel
 
 struct Bench {
   std::vector<int32_t> cu_q, cu_k;
@@ -39,6 +44,15 @@ int Fail(char* err, int err_len, const std::string& msg) {
 }  // namespace
 
 extern "C" {
+
+// The kernel later hbsa_bench_create calls plan for: a hbsa::CudaKernelName ("auto",
+// "wgmma_tma", "mma_sync", "simt_fp32"). 0, or -1 for an unknown name (nothing changes).
+int hbsa_bench_set_kernel(const char* name) {
+  const std::optional<hbsa::CudaKernel> k = hbsa::ParseCudaKernel(name != nullptr ? name : "");
+  if (!k) return -1;
+  g_kernel = *k;
+  return 0;
+}
 
 // dtype: 0 fp16, 1 bf16, 2 fp32. q/k/v: device pointers, packed [total, heads, d].
 // mask: host uint8 [hk, Nq, Nk]. Returns a handle, or nullptr with `err` filled.
@@ -76,7 +90,7 @@ void* hbsa_bench_create(int dtype, int64_t total_q, int64_t total_k, int hq, int
   a.out = {reinterpret_cast<void*>(1), q_bytes};
   if (absl::Status s = hbsa::Validate(a); !s.ok()) return Fail(err, err_len, s.ToString()), nullptr;
   a.out = {};
-  auto layout = hbsa::cuda::PlanRequest(a);
+  auto layout = hbsa::cuda::PlanRequest(a, hbsa::cuda::PlanOptions{g_kernel});
   if (!layout.ok()) return Fail(err, err_len, layout.status().ToString()), nullptr;
   b->layout = *layout;
   std::vector<char> staging(b->layout.input_bytes);
@@ -115,6 +129,11 @@ int hbsa_bench_copy_out(void* handle, void* out) {
                     cudaMemcpyDeviceToDevice) == cudaSuccess
              ? 0
              : -1;
+}
+
+// The kernel the handle runs (a hbsa::CudaKernelName; static storage).
+const char* hbsa_bench_kernel_name(void* handle) {
+  return hbsa::CudaKernelName(static_cast<Bench*>(handle)->layout.kernel).data();
 }
 
 // Allowed (query row, key row, query head) triples: effective FLOPs = 4 * D * this.

@@ -42,6 +42,24 @@ std::optional<Backend> ParseBackend(std::string_view n) {
   return std::nullopt;
 }
 
+std::string_view CudaKernelName(CudaKernel kernel) {
+  switch (kernel) {
+    case CudaKernel::kAuto: return "auto";
+    case CudaKernel::kWgmmaTma: return "wgmma_tma";
+    case CudaKernel::kMmaSync: return "mma_sync";
+    case CudaKernel::kSimtFp32: return "simt_fp32";
+  }
+  return "unknown";
+}
+
+std::optional<CudaKernel> ParseCudaKernel(std::string_view n) {
+  for (CudaKernel k : {CudaKernel::kAuto, CudaKernel::kWgmmaTma, CudaKernel::kMmaSync,
+                       CudaKernel::kSimtFp32}) {
+    if (n == CudaKernelName(k)) return k;
+  }
+  return std::nullopt;
+}
+
 bool BackendCompiled(Backend backend) {
 #ifdef HBSA_WITH_CUDA
   constexpr bool kWithCuda = true;

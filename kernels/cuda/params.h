@@ -2,10 +2,11 @@
 // request.cc from validated AttentionArgs plus the device buffer that PackInputs filled; every
 // pointer is a device pointer into that one buffer. Host and device code include this header.
 //
-// Compute tiles (kBlockM query rows x kBlockN key rows) are independent of the mask blocks
-// (Sq x Sk): the planner (plan_kernel.cuh) classifies every tile with hbsa::TileCoverage and
-// the attention kernels mask elements with hbsa::ElementAllowed / hbsa::CausalAllows, the one
-// definition of the rule in hbsa/layout.h.
+// Compute tiles (block_m tile rows x block_n key rows) are independent of the mask blocks
+// (Sq x Sk): the planners (device/plan_kernel.cuh) classify key tiles or 16-key chunks with
+// hbsa::TileCoverage (or its block-aligned shortcut, device/chunk_mask.h) and the attention
+// kernels mask elements with hbsa::ElementAllowed / hbsa::CausalAllows, the one definition of
+// the rule in hbsa/layout.h.
 #ifndef HBSA_CUDA_PARAMS_H_
 #define HBSA_CUDA_PARAMS_H_
 
@@ -15,7 +16,8 @@
 
 namespace hbsa::cuda_internal {
 
-// A visit-list entry: the sequence-local key tile index in the low 26 bits, plus three flags
+// A visit-list entry of the mma.sync and fp32 kernels (the wgmma kernel's chunk words are in
+// device/chunk_mask.h): the sequence-local key tile index in the low 26 bits, plus three flags
 // for each 64-row half of the query tile (half 0 = rows [0, 64), half 1 = rows [64, 128)), so
 // a 128-row tile over 64-row mask blocks computes each half only where its own block is on.
 inline constexpr uint32_t kTileIndexMask = (1u << 26) - 1;
@@ -32,10 +34,15 @@ inline constexpr uint32_t kHalfPartial = 2u;
 inline constexpr uint32_t kHalfSingleBlock = 4u;
 HBSA_HD uint32_t HalfFlags(uint32_t entry, int half) { return (entry >> HalfShift(half)) & 7u; }
 
-// Compute-tile geometry of one request; a pure function of the arguments (heuristics.h).
+// Compute-tile geometry of one request; a pure function of the request and the kernel
+// (heuristics.h). A query tile holds `q_rows` consecutive query rows of one sequence for each
+// of `heads` consecutive query heads of one KV head (GQA packing): tile row r is query row
+// row0 + r % q_rows of head h0 + r / q_rows, so block_m = q_rows * heads.
 struct TileShape {
-  int32_t block_m = 64;  // query rows per tile (and per CTA)
-  int32_t block_n = 64;  // key rows per tile
+  int32_t block_m = 64;  // tile rows (and rows per CTA)
+  int32_t block_n = 64;  // key rows per key tile
+  int32_t q_rows = 64;   // query rows of one head per tile (the row step of the tile table)
+  int32_t heads = 1;     // query heads per tile (divides Hq / Hk)
 };
 
 // Everything the planner and the attention kernels read. Shapes use the SEMANTICS.md names.
@@ -53,10 +60,12 @@ struct KernelParams {
   float scale = 0.f;         // softmax scale (fp32 kernel: natural-log domain)
   float scale_log2 = 0.f;    // softmax scale * log2(e) (tensor-core kernel: log2 domain)
   bool causal = false;       // bottom-right causal rule
+  bool aligned16 = false;    // Sq % 16 == 0 and Sk % 16 == 0: every 16 x 16 sub-tile lies in
+                             // one mask block pair (the wgmma planner's shortcut)
   BlockLayout layout;        // device view of the block geometry (arrays in the device buffer)
   MaskView mask;             // device view of the mask (dense or compact)
   TileShape tile;            // compute tile
-  int32_t num_q_tiles = 0;             // query tiles over all sequences
+  int32_t num_q_tiles = 0;             // query tiles over all sequences (q_rows rows each)
   const int32_t* q_tile_seq = nullptr;   // [num_q_tiles] sequence of tile t
   const int32_t* q_tile_row0 = nullptr;  // [num_q_tiles] first local query row of tile t
   const int64_t* q_tile_base = nullptr;  // [num_q_tiles] first visit slot of tile t in a head's
@@ -64,6 +73,7 @@ struct KernelParams {
   int64_t plane_slots = 0;               // visit slots per KV head (sum over tiles of key tiles)
   int32_t* visit_count = nullptr;        // [Hk, num_q_tiles] workspace: entries per row
   uint32_t* visits = nullptr;            // [Hk, plane_slots] workspace: entries, ascending
+                                         // (wgmma: [Hk, plane_slots, 4] chunk words)
 };
 
 // Local-row bounds of query tile t and sequence lengths, shared by the kernels.

@@ -1,13 +1,22 @@
-// request_internal.h (internal): pieces of PackInputs for callers whose q, k and v are already
-// on the device (the kernel benchmark copies them device-to-device instead of through the host).
+// request_internal.h (internal): pieces of PlanRequest / PackInputs / Enqueue for callers inside
+// the project: the kernel benchmark (bench/cuda/bench_capi.cc: q, k and v already on the device,
+// copied device-to-device) and the CPU tests (a device's traits given instead of queried).
 #ifndef HBSA_CUDA_REQUEST_INTERNAL_H_
 #define HBSA_CUDA_REQUEST_INTERNAL_H_
 
 #include <cstddef>
 
+#include "absl/status/statusor.h"
 #include "hbsa/cuda.h"
+#include "heuristics.h"
+#include "params.h"
 
 namespace hbsa::cuda_internal {
+
+// PlanRequest for a device with the given traits (PlanRequest passes the current device's).
+absl::StatusOr<cuda::RequestLayout> PlanRequestFor(const AttentionArgs& args,
+                                                   const DeviceTraits& device,
+                                                   CudaKernel requested);
 
 // Byte offsets of q, k and v inside the request buffer, and where the rest of the inputs start.
 struct TensorOffsets {
@@ -19,6 +28,11 @@ TensorOffsets OffsetsOf(const cuda::RequestLayout& layout);
 // PackInputs without q, k and v: fills [metadata, input_bytes) of `dst` (an input_bytes host
 // buffer, laid out as for PackInputs).
 void PackMetadata(const AttentionArgs& args, const cuda::RequestLayout& layout, void* dst);
+
+// The kernels' parameters for a request whose buffer (laid out by `layout`) starts at `base`.
+// Enqueue passes the device buffer; a CPU test may pass a host buffer filled by PackInputs and
+// run the host+device planning code (device/chunk_mask.h) on it.
+KernelParams ParamsFor(const AttentionArgs& args, const cuda::RequestLayout& layout, void* base);
 
 }  // namespace hbsa::cuda_internal
 

@@ -1,7 +1,9 @@
-// run_sync.cc: hbsa::Run(Backend::kCuda, ...), the synchronous path. Allocates the request's
-// device buffer and pinned staging, then runs the same three steps the service's executor uses
-// (PackInputs, Enqueue, copy back) on a private stream, waits, and frees everything. Every
-// failure comes back as a status (cuda_status.h); nothing leaks on an error path.
+// run_sync.cc: hbsa::Run(Backend::kCuda, ...), the synchronous path. Selects the device, plans
+// the request for it (RunOptions::cuda_kernel: kAuto or an explicit kernel), allocates the
+// request's device buffer and pinned staging, then runs the same three steps the service's
+// executor uses (PackInputs, Enqueue, copy back) on a private stream, waits, and frees
+// everything. Every failure comes back as a status (cuda_status.h); nothing leaks on an error
+// path.
 #include <cuda_runtime_api.h>
 
 #include <cstring>
@@ -35,8 +37,6 @@ class Owned {
 }  // namespace
 
 absl::Status RunCuda(const AttentionArgs& args, const RunOptions& options) {
-  absl::StatusOr<cuda::RequestLayout> layout = cuda::PlanRequest(args);
-  if (!layout.ok()) return layout.status();
   int device_count = 0;
   if (absl::Status s = CudaStatus(cudaGetDeviceCount(&device_count), "cudaGetDeviceCount");
       !s.ok()) {
@@ -48,6 +48,10 @@ absl::Status RunCuda(const AttentionArgs& args, const RunOptions& options) {
   if (absl::Status s = CudaStatus(cudaSetDevice(options.cuda_device), "cudaSetDevice"); !s.ok()) {
     return s;
   }
+  // Planned for the device just made current (its traits decide the kernel).
+  absl::StatusOr<cuda::RequestLayout> layout =
+      cuda::PlanRequest(args, cuda::PlanOptions{options.cuda_kernel});
+  if (!layout.ok()) return layout.status();
 
   Owned<void*, cudaFreeHost> pinned_in, pinned_out;
   Owned<void*, cudaFree> device;

@@ -1,95 +1,114 @@
 #!/usr/bin/env python3
-"""summarize_bench.py RESULTS.jsonl: the markdown table of docs/BENCHMARKS.md (GPU section).
-(--compare A.jsonl B.jsonl: per-row B/A ratios; --pick DIR: which of two variants to keep.)
+"""summarize_bench.py [--brief | --markdown] RESULTS.jsonl: bench/cuda/bench.py rows as a short
+per-row listing plus the aggregates the targets of issue 11 are stated in (--brief, printed at
+the end of a GPU-machine call), or as the markdown tables of docs/BENCHMARKS.md (--markdown).
 
-Per row: hbsa ms and effective TFLOP/s; FlexAttention as measured in the same run; upstream
-Triton as recorded in ANCHORS.md (not runnable offline); best peer = the faster of those two;
-ratios hbsa/best peer and hbsa/ideal (ideal = allowed work at this run's cuDNN dense rate)."""
+Aggregates: small and heterogeneous block rows (users grid rows named small/hetero or with 16x16
+or 32x32 blocks): hbsa vs upstream, min and geomean; ANCHORS grid: rows faster than the best peer
+(upstream, FlexAttention measured in the same run), geomean speedup, and hbsa / ideal at
+N = 16384; the previous library on the same inputs: prev_ms / hbsa_ms geomean."""
 import json
 import math
-import os
-import re
 import sys
 
 
 def load(path):
-    return [json.loads(l) for l in open(path) if l.strip()]
+    return [json.loads(l) for l in open(path) if l.strip().startswith("{")]
 
 
-def key(r):
-    return (r["n"], r["causal"], r["sq"], r["sk"], r["sparsity"])
+def geomean(xs):
+    xs = [x for x in xs if x and x > 0]
+    return math.exp(sum(math.log(x) for x in xs) / len(xs)) if xs else float("nan")
 
 
-def mean_ms(path):
-    """hbsa_ms per row key, the mean over repeated runs appended to one file."""
-    runs = {}
-    for r in load(path):
-        runs.setdefault(key(r), []).append(r["hbsa_ms"])
-    return {k: sum(v) / len(v) for k, v in runs.items()}
+def fmt(x, spec=".3f"):
+    return "-" if x is None else format(x, spec)
 
 
-def compare(path_a, path_b):
-    """Per-row hbsa_ms ratio B/A over the rows both files hold; returns the geomean."""
-    a, b = mean_ms(path_a), mean_ms(path_b)
-    ratios = [(k, b[k] / a[k]) for k in b if k in a]
-    for k, x in ratios:
-        print(f"{k}: B/A {x:.4f}", file=sys.stderr)
-    g = math.exp(sum(math.log(x) for _, x in ratios) / len(ratios)) if ratios else float("nan")
-    print(f"B/A hbsa_ms geomean {g:.4f} over {len(ratios)} rows (min "
-          f"{min(x for _, x in ratios):.4f}, max {max(x for _, x in ratios):.4f})", file=sys.stderr)
-    return g
+def small_row(r):
+    """The small and heterogeneous block rows of the users grid (16/32-row or 16-column blocks)."""
+    return r["grid"] == "users" and any(w in r["name"] for w in ("small", "hetero", "16x16", "32x32"))
 
 
-def passed(folder):
-    """xseq.log and tests.log of one variant: every step exited 0 (and each was run)."""
-    try:
-        xseq, tests = (open(os.path.join(folder, f)).read() for f in ("xseq.log", "tests.log"))
-    except OSError:
-        return False
-    codes = re.findall(r"^exit (\d+)$", xseq + tests, re.M)
-    return (len(re.findall(r"^exit 0$", xseq, re.M)) >= 1 and len(codes) >= 6
-            and all(c == "0" for c in codes))
+def aggregates(rows):
+    out = []
+    small = [r for r in rows if small_row(r) and "speedup_vs_upstream" in r]
+    if small:
+        s = [r["speedup_vs_upstream"] for r in small]
+        out.append(f"small/heterogeneous block rows vs upstream: {len(small)} rows, min {min(s):.2f}x, "
+                   f"geomean {geomean(s):.2f}x, rows >= 2x: {sum(x >= 2 for x in s)}")
+    anchors = [r for r in rows if r["grid"] == "anchors" and "best_peer_ms" in r]
+    if anchors:
+        s = [r["speedup_vs_best_peer"] for r in anchors]
+        out.append(f"anchors vs best peer: faster on {sum(x > 1 for x in s)}/{len(s)}, geomean "
+                   f"{geomean(s):.2f}x, min {min(s):.2f}x")
+        up = [r["speedup_vs_upstream"] for r in anchors if "speedup_vs_upstream" in r]
+        if up:
+            out.append(f"anchors vs upstream: geomean {geomean(up):.2f}x, min {min(up):.2f}x")
+    big = [r for r in rows if r["grid"] == "anchors" and "N=16384" in r["name"] and "ideal_ms" in r]
+    if big:
+        s = [r["hbsa_ms"] / r["ideal_ms"] for r in big]
+        out.append(f"anchors N=16384 hbsa/ideal: {min(s):.2f}-{max(s):.2f} (geomean "
+                   f"{geomean(s):.2f}), rows within 1.25x: {sum(x <= 1.25 for x in s)}/{len(s)}")
+    names = sorted({k[:-7] for r in rows for k in r if k.endswith("_vs_new")})
+    for name in names:
+        for grid in ("anchors", "users"):
+            x = [r[f"{name}_vs_new"] for r in rows if f"{name}_vs_new" in r and r["grid"] == grid]
+            if x:
+                out.append(f"{name} / this build ({grid}, same inputs): geomean {geomean(x):.3f}x "
+                           f"over {len(x)} rows (min {min(x):.3f}, max {max(x):.3f})")
+    return out
 
 
-if len(sys.argv) == 3 and sys.argv[1] == "--pick":
-    # --pick DIR: DIR/a and DIR/b hold the two variants' xseq/tests logs, DIR/q their N = 4096
-    # benches; prints the bundle suffix of the variant to keep ("_b" when B passes and is faster,
-    # "" when A passes, "none" when neither does).
-    d = sys.argv[2]
-    ok_a, ok_b = passed(os.path.join(d, "a")), passed(os.path.join(d, "b"))
-    g = compare(os.path.join(d, "q", "bench_quick_libhbsa_bench_capi.jsonl"),
-                os.path.join(d, "q", "bench_quick_libhbsa_bench_capi_b.jsonl"))
-    print(f"A passed {ok_a}, B passed {ok_b}", file=sys.stderr)
-    print("_b" if ok_b and (g < 1.0 or not ok_a) else "" if ok_a else "none")
-    sys.exit(0)
-if len(sys.argv) == 4 and sys.argv[1] == "--compare":
-    compare(sys.argv[2], sys.argv[3])
-    sys.exit(0)
+def brief(rows):
+    for r in rows:
+        ideal = r.get("ideal_ms")
+        variants = "".join(f"{k[:-3]} {r[k]:.3f} " for k in r
+                           if k.endswith("_ms") and k[:-3] + "_vs_new" in r and k != "prev_ms")
+        errors = "".join(f"{k}: {r[k]} " for k in r if k.endswith("_error"))[:100]
+        print(f"{r['grid'][:3]} {r['name'][:34]:34s} {r.get('hbsa_kernel', '?'):9s} "
+              f"ours {r['hbsa_ms']:8.3f} ({r['hbsa_tflops']:4.0f} TF) prev {fmt(r.get('prev_ms'))} "
+              f"{variants}up {fmt(r.get('upstream_ms'))} flex {fmt(r.get('flex_ms'))} "
+              f"ideal {fmt(ideal)}" + (f" ERR {errors}" if errors else ""))
+    for line in aggregates(rows):
+        print(line)
 
-rows = load(sys.argv[1])
-print("| N | causal | Sq x Sk | sparsity | hbsa ms | hbsa TFLOP/s | dense cuDNN ms | FlexAttention ms"
-      " (this run) | upstream Triton ms (ANCHORS) | best peer ms | hbsa / best peer | ideal ms |"
-      " hbsa / ideal | speedup vs upstream |")
-print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
-logs_up, logs_best = [], []
-for r in rows:
-    flex = r.get("flex_ms")
-    best = min(r["anchor_upstream_ms"], flex) if flex else r["anchor_upstream_ms"]
-    su = r["anchor_upstream_ms"] / r["hbsa_ms"]
-    dense = f"{r['dense_ms']:.2f}" if "dense_ms" in r else "-"  # absent in run 9's file
-    logs_up.append(math.log(su))
-    logs_best.append(math.log(best / r["hbsa_ms"]))
-    print(f"| {r['n']} | {'yes' if r['causal'] else 'no'} | {r['sq']}x{r['sk']} | {r['sparsity']} | "
-          f"{r['hbsa_ms']:.3f} | {r['hbsa_tflops']:.0f} | {dense} | "
-          f"{flex:.2f} | {r['anchor_upstream_ms']:.2f} | {best:.2f} | {r['hbsa_ms'] / best:.2f} | "
-          f"{r['ideal_ms']:.2f} | {r['hbsa_ms'] / r['ideal_ms']:.2f} | {su:.2f}x |")
-n = len(rows)
-print()
-print(f"Geometric-mean speedup over upstream Triton (ANCHORS numbers): "
-      f"{math.exp(sum(logs_up) / n):.3f}x over {n} rows; rows faster than upstream: "
-      f"{sum(1 for x in logs_up if x > 0)}/{n}.")
-print(f"Geometric-mean speedup over the best peer: {math.exp(sum(logs_best) / n):.3f}x; rows faster "
-      f"than the best peer: {sum(1 for x in logs_best if x > 0)}/{n}.")
-diffs = [r["max_abs_diff_vs_flex"] for r in rows if "max_abs_diff_vs_flex" in r]
-if diffs:
-    print(f"Max |hbsa - FlexAttention| over all rows' outputs: {max(diffs):.4g}.")
+
+def markdown(rows):
+    card = rows[0]["card"] if rows else "?"
+    print(f"Card: {card}. Times in ms (median of triton.testing.do_bench); TF = effective "
+          "TFLOP/s of hbsa; prev = the kernel before issue 11 on the same inputs.\n")
+    for grid in ("anchors", "users"):
+        sel = [r for r in rows if r["grid"] == grid]
+        if not sel:
+            continue
+        print(f"\n### {grid}\n")
+        print("| row | kernel | hbsa | TF | prev | upstream | Flex | cuDNN dense | ideal | vs best peer | vs upstream | hbsa/ideal |")
+        print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+        for r in sel:
+            shape = "" if grid == "anchors" else (
+                f" ({r['dtype']} D{r['d']} {r['hq']}/{r['hk']}, {r['sq']}x{r['sk']}, "
+                f"s{r['sparsity']}{', causal' if r['causal'] else ''})")
+            ideal = r.get("ideal_ms")
+            print(f"| {r['name']}{shape} | {r.get('hbsa_kernel', '?')} | {r['hbsa_ms']:.3f} | "
+                  f"{r['hbsa_tflops']:.0f} | {fmt(r.get('prev_ms'))} | {fmt(r.get('upstream_ms'))} | "
+                  f"{fmt(r.get('flex_ms'))} | {fmt(r.get('dense_ms'))} | {fmt(ideal, '.2f')} | "
+                  f"{fmt(r.get('speedup_vs_best_peer'), '.2f')} | "
+                  f"{fmt(r.get('speedup_vs_upstream'), '.2f')} | "
+                  f"{fmt(r['hbsa_ms'] / ideal if ideal else None, '.2f')} |")
+    print()
+    for line in aggregates(rows):
+        print(f"- {line}")
+
+
+def main():
+    mode = "--brief"
+    args = sys.argv[1:]
+    if args and args[0].startswith("--"):
+        mode, args = args[0], args[1:]
+    rows = [r for p in args for r in load(p)]
+    (markdown if mode == "--markdown" else brief)(rows)
+
+
+if __name__ == "__main__":
+    main()

@@ -3,12 +3,13 @@
 // make a sequence's last key tile reach into the next sequence's K/V rows (or past total_k);
 // whatever those rows hold must not reach this sequence's out or LSE (0 * Inf = NaN in P V).
 //
-// Per configuration (fp16/bf16, D 64/128, causal or not, blocks 64x64, 128x128, 7x33) the
+// Per configuration (fp16/bf16, D 64/128, causal or not, blocks 64x64, 128x128, 7x33, 16x16) the
 // float64 reference runs once on clean inputs; then the K, V and Q rows of every other sequence
 // are poisoned with +Inf/-Inf/NaN and the outputs of the untouched sequences must match the
 // clean reference (golden::Compare, SEMANTICS.md tolerances). The poisoned sequences' own
-// outputs are not checked. The kernel is whatever the process selects: ctest runs this binary
-// three times (default TMA kernel, HBSA_HOPPER_KERNEL=simple, HBSA_CUDA_NO_WGMMA=1).
+// outputs are not checked. Every configuration runs on every kernel that can run it on this
+// device (CudaKernelsFor: the kAuto choice, then the portable fallback), chosen through
+// RunOptions::cuda_kernel.
 // HBSA_XSEQ_CONFIGS=N limits a run to the first N configurations (for the sanitizers).
 #include <cstdint>
 #include <cstdio>
@@ -48,23 +49,15 @@ void PoisonRows(golden::NpyArray* a, DType t, int64_t row0, int64_t row1, int64_
   }
 }
 
-const char* KernelName() {
-  const char* no_wgmma = std::getenv("HBSA_CUDA_NO_WGMMA");
-  const char* variant = std::getenv("HBSA_HOPPER_KERNEL");
-  if (no_wgmma != nullptr && std::strcmp(no_wgmma, "1") == 0) return "mma.sync";
-  if (variant != nullptr && std::strcmp(variant, "simple") == 0) return "wgmma-simple";
-  return "default";
-}
-
 TEST(CrossSequenceCuda, PoisonedNeighboursDoNotLeak) {
   struct Blocks {
     int sq, sk;
   };
-  const Blocks blocks[] = {{64, 64}, {128, 128}, {7, 33}};
-  // HBSA_XSEQ_CONFIGS=N runs the first N of the 24 configurations only (sanitizer runs).
+  const Blocks blocks[] = {{64, 64}, {128, 128}, {7, 33}, {16, 16}};
+  // HBSA_XSEQ_CONFIGS=N runs the first N of the 32 configurations only (sanitizer runs).
   const char* limit_env = std::getenv("HBSA_XSEQ_CONFIGS");
-  const int limit = limit_env != nullptr ? std::atoi(limit_env) : 24;
-  int n = 0, failed = 0;
+  const int limit = limit_env != nullptr ? std::atoi(limit_env) : 32;
+  int n = 0, runs = 0, failed = 0;
   for (int d : {64, 128}) {
     for (DType dtype : {DType::kFloat16, DType::kBFloat16}) {
       for (bool causal : {false, true}) {
@@ -86,6 +79,8 @@ TEST(CrossSequenceCuda, PoisonedNeighboursDoNotLeak) {
           s.lk = {100, 37, 300, 77};
           const golden::Case clean = MakeProblem(s);
           const int batch = clean.batch();
+          for (CudaKernel kernel : CudaKernelsFor(clean)) {
+          const std::string kname(CudaKernelName(kernel));
           for (int parity = 0; parity < 2; ++parity) {
             // Poison the sequences of the other parity; check this parity's.
             std::vector<bool> keep(batch);
@@ -97,7 +92,7 @@ TEST(CrossSequenceCuda, PoisonedNeighboursDoNotLeak) {
               PoisonRows(&poisoned.v, dtype, clean.cu_k[b], clean.cu_k[b + 1], int64_t{s.hk} * d);
               PoisonRows(&poisoned.q, dtype, clean.cu_q[b], clean.cu_q[b + 1], int64_t{s.hq} * d);
             }
-            CudaResult r = RunCudaOn(poisoned, /*with_lse=*/true, /*compact=*/false);
+            CudaResult r = RunCudaOn(poisoned, /*with_lse=*/true, /*compact=*/false, kernel);
             ASSERT_TRUE(r.status.ok()) << s.Describe() << ": " << r.status;
             const golden::Case expect = KeepSequences(clean, keep);
             const std::vector<uint8_t> out =
@@ -107,21 +102,22 @@ TEST(CrossSequenceCuda, PoisonedNeighboursDoNotLeak) {
             const golden::Comparison cmp = golden::Compare(
                 expect, dtype, out.data(), reinterpret_cast<const float*>(lse.data()));
             EXPECT_TRUE(cmp.pass() && cmp.lse_checked)
-                << KernelName() << " " << s.Describe() << " checked parity " << parity << ": "
+                << kname << " " << s.Describe() << " checked parity " << parity << ": "
                 << cmp.first_failure << " (" << cmp.out_failures << " out, " << cmp.lse_failures
                 << " lse failures)";
             failed += cmp.pass() ? 0 : 1;
+            ++runs;
             std::printf("XSEQ kernel=%s %s parity=%d max_err_out=%.3g max_err_lse=%.3g %s\n",
-                        KernelName(), s.Describe().c_str(), parity, cmp.max_abs_err_out,
+                        kname.c_str(), s.Describe().c_str(), parity, cmp.max_abs_err_out,
                         cmp.max_abs_err_lse, cmp.pass() ? "PASS" : "FAIL");
+          }
           }
           ++n;
         }
       }
     }
   }
-  std::printf("XSEQ kernel=%s configs=%d runs=%d failed_runs=%d\n", KernelName(), n, 2 * n,
-              failed);
+  std::printf("XSEQ configs=%d runs=%d failed_runs=%d\n", n, runs, failed);
 }
 
 }  // namespace

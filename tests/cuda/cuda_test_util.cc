@@ -7,6 +7,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "hbsa/cuda.h"
 #include "hbsa/numeric.h"
 #include "hbsa/plan.h"
 
@@ -131,7 +132,7 @@ golden::Case MakeProblem(const ProblemSpec& s) {
   return c;
 }
 
-CudaResult RunCudaOn(const golden::Case& c, bool with_lse, bool compact) {
+CudaResult RunCudaOn(const golden::Case& c, bool with_lse, bool compact, CudaKernel kernel) {
   CudaResult r;
   r.out.resize(size_t(c.total_q()) * c.hq * c.d * DTypeSize(c.dtype));
   // NaN in every dtype: 0xffff is a NaN for fp16 and bf16, 0xffffffff for fp32.
@@ -149,8 +150,25 @@ CudaResult RunCudaOn(const golden::Case& c, bool with_lse, bool compact) {
     a.compact_mask.row_offsets = {offsets.data(), offsets.size() * sizeof(int64_t)};
     a.compact_mask.col_indices = {cols.data(), cols.size() * sizeof(int32_t)};
   }
-  r.status = Run(Backend::kCuda, a);
+  RunOptions options;
+  options.cuda_kernel = kernel;
+  r.status = Run(Backend::kCuda, a, options);
   return r;
+}
+
+std::vector<CudaKernel> CudaKernelsFor(const golden::Case& c) {
+  std::vector<uint8_t> out(size_t(c.total_q()) * c.hq * c.d * DTypeSize(c.dtype));
+  const AttentionArgs a = c.MakeArgs(&out, nullptr);
+  std::vector<CudaKernel> kernels;
+  const absl::StatusOr<cuda::RequestLayout> chosen = cuda::PlanRequest(a);
+  if (!chosen.ok()) return kernels;
+  kernels.push_back(chosen->kernel);
+  for (CudaKernel k : {CudaKernel::kWgmmaTma, CudaKernel::kMmaSync, CudaKernel::kSimtFp32}) {
+    if (k != chosen->kernel && cuda::PlanRequest(a, cuda::PlanOptions{k}).ok()) {
+      kernels.push_back(k);
+    }
+  }
+  return kernels;
 }
 
 }  // namespace hbsa::testing

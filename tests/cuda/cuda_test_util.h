@@ -44,8 +44,14 @@ struct CudaResult {
 };
 
 // Runs the CUDA backend on `c` (outputs poisoned with NaN first); `compact` passes the mask as
-// CSR. `with_lse` asks for the LSE.
-CudaResult RunCudaOn(const golden::Case& c, bool with_lse, bool compact);
+// CSR. `with_lse` asks for the LSE. `kernel` is RunOptions::cuda_kernel (kAuto: the library's
+// choice; anything else runs exactly that kernel or fails UNIMPLEMENTED).
+CudaResult RunCudaOn(const golden::Case& c, bool with_lse, bool compact,
+                     CudaKernel kernel = CudaKernel::kAuto);
+
+// The kernels that can run `c` on the current device: the kAuto choice first, then every other
+// kernel whose planning succeeds (so a test covers the fast path and the portable fallback).
+std::vector<CudaKernel> CudaKernelsFor(const golden::Case& c);
 
 // Runs the float64 reference on fp32 copies of c's inputs and stores out/lse into c.
 absl::Status FillReference(golden::Case* c);

@@ -2,7 +2,9 @@
 // reference: ragged and empty sequences, Lq != Lk, block sizes 1..128 including non-multiples
 // of 16, GQA and MQA, causal, empty rows, fp16/bf16/fp32, head dims 16..256 (odd ones too),
 // explicit scales (0 and negative included), dense and compact masks. Plus the fast-path shape
-// (lengths multiples of the tiles, 64/128 blocks). Set HBSA_PROPERTY_CASES to change the count.
+// (lengths multiples of the tiles, 64/128 blocks). Every problem runs on every kernel that can
+// run it on this device (CudaKernelsFor: the kAuto choice, then the portable fallback). Set
+// HBSA_PROPERTY_CASES to change the count.
 #include <cstdio>
 #include <cstdlib>
 #include <random>
@@ -21,14 +23,21 @@ int CaseCount(int fallback) {
 
 void CheckSpec(const ProblemSpec& spec, bool with_lse) {
   const golden::Case c = MakeProblem(spec);
-  CudaResult r = RunCudaOn(c, with_lse, spec.compact_mask);
-  ASSERT_TRUE(r.status.ok()) << spec.Describe() << ": " << r.status;
-  const golden::Comparison cmp =
-      golden::Compare(c, c.dtype, r.out.data(), with_lse ? r.lse.data() : nullptr);
-  EXPECT_TRUE(cmp.pass()) << spec.Describe() << ": " << cmp.first_failure << " ("
-                          << cmp.out_failures << " out, " << cmp.lse_failures << " lse failures)";
-  std::printf("PROPERTY %s max_err_out=%.3g max_err_lse=%.3g %s\n", spec.Describe().c_str(),
-              cmp.max_abs_err_out, cmp.max_abs_err_lse, cmp.pass() ? "PASS" : "FAIL");
+  const std::vector<CudaKernel> kernels = CudaKernelsFor(c);
+  ASSERT_FALSE(kernels.empty()) << spec.Describe() << ": no kernel can run it";
+  for (CudaKernel kernel : kernels) {
+    CudaResult r = RunCudaOn(c, with_lse, spec.compact_mask, kernel);
+    ASSERT_TRUE(r.status.ok()) << spec.Describe() << " " << CudaKernelName(kernel) << ": "
+                               << r.status;
+    const golden::Comparison cmp =
+        golden::Compare(c, c.dtype, r.out.data(), with_lse ? r.lse.data() : nullptr);
+    EXPECT_TRUE(cmp.pass()) << spec.Describe() << " " << CudaKernelName(kernel) << ": "
+                            << cmp.first_failure << " (" << cmp.out_failures << " out, "
+                            << cmp.lse_failures << " lse failures)";
+    std::printf("PROPERTY kernel=%s %s max_err_out=%.3g max_err_lse=%.3g %s\n",
+                std::string(CudaKernelName(kernel)).c_str(), spec.Describe().c_str(),
+                cmp.max_abs_err_out, cmp.max_abs_err_lse, cmp.pass() ? "PASS" : "FAIL");
+  }
 }
 
 TEST(PropertyCuda, RandomProblemsMatchReference) {

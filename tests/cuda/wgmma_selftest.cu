@@ -14,12 +14,21 @@
 #include <vector>
 
 #include "gtest/gtest.h"
-#include "hopper_kernel.cuh"
+#include "device/wgmma.cuh"
 
 namespace hbsa::cuda_internal {
 namespace {
 
 constexpr int kD = 128, kRows = 64;
+
+// Plain (synchronous) load of a [kRows, kD] row-major tile into SW128 panels.
+template <typename T>
+__device__ void LoadTile(T* s, const T* g) {
+  for (int idx = threadIdx.x; idx < kRows * kD; idx += blockDim.x) {
+    const int r = idx / kD, c = idx % kD;
+    s[Sw128Offset(kRows, r, c)] = g[r * kD + c];
+  }
+}
 
 template <typename T>
 __global__ void SelfTestKernel(const T* q, const T* k, const T* pm, const T* v, float* s_out,
@@ -30,11 +39,9 @@ __global__ void SelfTestKernel(const T* q, const T* k, const T* pm, const T* v, 
   T* sQ = reinterpret_cast<T*>(smem);
   T* sK = sQ + kRows * kD;
   T* sV = sK + kRows * kD;
-  LoadTileSw128<T, kD, kRows, 128>(sQ, q, kD, kRows, kD, true, threadIdx.x);
-  LoadTileSw128<T, kD, kRows, 128>(sK, k, kD, kRows, kD, true, threadIdx.x);
-  LoadTileSw128<T, kD, kRows, 128>(sV, v, kD, kRows, kD, true, threadIdx.x);
-  CpAsyncCommit();
-  CpAsyncWaitAll();
+  LoadTile(sQ, q);
+  LoadTile(sK, k);
+  LoadTile(sV, v);
   FenceProxyAsync();
   __syncthreads();
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;

@@ -127,10 +127,31 @@ float EffectiveScale(const AttentionArgs& args);
 // those must be host memory. Never touches q/k/v/out contents.
 absl::Status Validate(const AttentionArgs& args);
 
+// Which CUDA kernel computes a request on Backend::kCuda. kAuto lets a pure function of the
+// device and the request choose (kernels/cuda/heuristics.h: the fastest kernel that can run it);
+// hbsa::cuda::RequestLayout::kernel reports the choice. Any other value is an explicit choice
+// (A/B measurements, tests): exactly that kernel runs, or planning returns UNIMPLEMENTED saying
+// why it cannot run the request. No kernel is ever substituted silently.
+enum class CudaKernel : int {
+  kAuto = 0,
+  // Hopper (sm_90a image, compute capability 9.x): TMA producer warp, wgmma consumer
+  // warpgroups, key tiles gathered from live 16-key chunks; fp16/bf16, D <= 128, D % 8 == 0.
+  kWgmmaTma = 1,
+  // The portable tensor-core kernel (mma.sync, any GPU the build targets); fp16/bf16, D <= 256.
+  kMmaSync = 2,
+  // Exact fp32 on the CUDA cores; fp32 only.
+  kSimtFp32 = 3,
+};
+// "auto", "wgmma_tma", "mma_sync", "simt_fp32".
+std::string_view CudaKernelName(CudaKernel kernel);
+// The inverse of CudaKernelName; nullopt for any other string.
+std::optional<CudaKernel> ParseCudaKernel(std::string_view name);
+
 // Per-call execution options.
 struct RunOptions {
   int num_threads = 0;  // kCpu: worker threads; 0 = one per hardware thread
   int cuda_device = 0;  // kCuda: device ordinal
+  CudaKernel cuda_kernel = CudaKernel::kAuto;  // kCuda: which kernel (see CudaKernel)
 };
 
 // Validates `args`, then computes out (and lse when asked) on `backend`. Synchronous: returns

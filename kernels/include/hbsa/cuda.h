@@ -6,7 +6,8 @@
 // stream, with no host synchronisation in between:
 //
 //   auto layout = hbsa::cuda::PlanRequest(args);            // host only; UNIMPLEMENTED if the
-//                                                           // configuration is not supported
+//                                                           // configuration is not supported;
+//                                                           // layout->kernel names the kernel
 //   hbsa::cuda::PackInputs(args, *layout, pinned);           // fill pinned staging memory
 //   cudaMemcpyAsync(dev, pinned, layout->input_bytes, H2D, stream);
 //   hbsa::cuda::Enqueue(args, *layout, dev, stream);         // device planning + attention
@@ -16,15 +17,18 @@
 // `args` must have passed hbsa::Validate. Its host buffers are read by PackInputs only;
 // Enqueue reads only shapes and scalars (and the host cu_seqlens to size the grid). Nothing
 // here synchronises the device or the stream, allocates device memory, or aborts: launch
-// errors come back as INTERNAL statuses carrying the CUDA error name. A sticky CUDA error
-// (the context is unusable) is reported with the prefix "sticky CUDA error:" so the caller can
-// stop using the device.
+// errors come back as INTERNAL statuses naming the step that failed (the planner launch, the
+// attention kernel's launch with its instance, a TMA descriptor) and the CUDA error. A sticky
+// CUDA error (the context is unusable) is reported with the prefix "sticky CUDA error:" so the
+// caller can stop using the device; one left pending by earlier work on the thread is reported
+// as such, not as this request's launch failure.
 #ifndef HBSA_CUDA_H_
 #define HBSA_CUDA_H_
 
 #include <cuda_runtime_api.h>
 
 #include <cstddef>
+#include <cstdint>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -43,14 +47,32 @@ struct RequestLayout {
   size_t lse_offset = 0;    // lse [total_q, Hq] fp32, directly after out (when requested)
   size_t output_bytes = 0;  // out, plus lse when requested
   size_t total_bytes = 0;   // everything, workspace included: the device memory to reserve
-  // Backend-private offsets of the packed pieces (filled by PlanRequest, used by PackInputs
-  // and Enqueue).
+  // The kernel Enqueue runs (never kAuto once planned): CudaKernelName(kernel) is what the
+  // service reports (AttendResponse.kernel) and the benchmark prints.
+  CudaKernel kernel = CudaKernel::kAuto;
+  // Backend-private: offsets of the packed pieces and the compute-tile geometry chosen with the
+  // kernel (filled by PlanRequest, used by PackInputs and Enqueue).
   std::vector<size_t> offsets;
+  int32_t tile_rows = 0;       // query-tile rows (= tile_q_rows * tile_heads)
+  int32_t tile_q_rows = 0;     // query rows of one head per tile
+  int32_t tile_heads = 0;      // query heads packed into one tile (GQA)
+  int32_t tile_keys = 0;       // key rows per key tile
 };
 
-// Sizes one request. UNIMPLEMENTED for a valid configuration the kernels do not cover (e.g. a
-// head dim without a compiled tile), never a wrong answer later.
-absl::StatusOr<RequestLayout> PlanRequest(const AttentionArgs& args);
+// How a request is planned.
+struct PlanOptions {
+  // kAuto: the kernel a pure function of the current device (compute capability, whether the
+  // binary's sm_90a image loads) and the request chooses. Anything else: that kernel, or
+  // UNIMPLEMENTED when it cannot run this request on this device (A/B runs, tests).
+  CudaKernel kernel = CudaKernel::kAuto;
+};
+
+// Sizes one request for the current device (cudaGetDevice; its traits are cached, nothing
+// synchronises). UNIMPLEMENTED for a valid configuration the kernels do not cover (e.g. a head
+// dim without a compiled tile, or an explicit kernel that cannot run it), never a wrong answer
+// later.
+absl::StatusOr<RequestLayout> PlanRequest(const AttentionArgs& args,
+                                          const PlanOptions& options = {});
 
 // Copies the inputs of `args` (host memory) into `dst` (input_bytes, ideally pinned).
 void PackInputs(const AttentionArgs& args, const RequestLayout& layout, void* dst);
@@ -61,8 +83,13 @@ void PackInputs(const AttentionArgs& args, const RequestLayout& layout, void* ds
 absl::Status Enqueue(const AttentionArgs& args, const RequestLayout& layout, void* device_base,
                      cudaStream_t stream);
 
-// Head dims with specialised full-speed kernels (others up to kMaxHeadDim use a generic tile).
+// Head dims with specialised full-speed kernels (others up to kMaxHeadDim use a generic tile):
+// the compiled head dims of the fastest kernel family in this build (generated list).
 std::vector<int32_t> FastHeadDims();
+
+// The kernels this build can run on the current device, in the order kAuto prefers them
+// (the service lists them in GetCapabilities).
+std::vector<CudaKernel> DeviceKernels();
 
 }  // namespace hbsa::cuda
 

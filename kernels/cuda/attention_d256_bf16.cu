@@ -1,6 +1,0 @@
-// attention_d256_bf16.cu: instantiations of the tensor-core kernel for D <= 256, bf16.
-#include "attention_launch.cuh"
-
-namespace hbsa::cuda_internal {
-template cudaError_t LaunchTensorCore<__nv_bfloat16, 256, 64, 64>(const KernelParams&, cudaStream_t);
-}  // namespace hbsa::cuda_internal

@@ -1,7 +1,0 @@
-// attention_d64_fp16.cu: instantiations of the tensor-core kernel for D <= 64, fp16.
-#include "attention_launch.cuh"
-
-namespace hbsa::cuda_internal {
-template cudaError_t LaunchTensorCore<__half, 64, 64, 64>(const KernelParams&, cudaStream_t);
-template cudaError_t LaunchTensorCore<__half, 64, 128, 64>(const KernelParams&, cudaStream_t);
-}  // namespace hbsa::cuda_internal
