@@ -4,7 +4,7 @@
 // draining server with UNAVAILABLE, so nothing admitted is ever dropped silently. Executors
 // Take jobs in arrival order; Take completes (and skips) jobs whose client cancelled or whose
 // deadline passed while they waited, so no compute is spent on them. Complete is the single
-// exit of every admitted job: it fills the response timings, records stage and work metrics
+// exit of every admitted job: it fills the job's timings, records stage and work metrics
 // and calls the job's `done`. Thread-safe.
 #ifndef HBSA_SERVER_SCHEDULER_H_
 #define HBSA_SERVER_SCHEDULER_H_
@@ -16,6 +16,7 @@
 #include <mutex>
 
 #include "absl/status/status.h"
+#include "batch.h"
 #include "job.h"
 #include "metrics.h"
 
@@ -35,6 +36,12 @@ class Scheduler {
   // The oldest runnable job, waiting up to `timeout` for one; nullptr on timeout or once
   // stopped. Marks the job started.
   std::unique_ptr<Job> Take(Clock::duration timeout);
+
+  // The oldest runnable job and, under `policy`, the queued jobs that may share its launch
+  // (Batchable), in arrival order, with at most policy.max_tokens query and key tokens in all.
+  // When the batch is not full it waits for more up to policy.max_delay after the oldest job's
+  // admission, never past a member's deadline. Empty on timeout or once stopped.
+  std::vector<std::unique_ptr<Job>> TakeBatch(Clock::duration timeout, const BatchPolicy& policy);
 
   // OK when `job` may still run; CANCELLED or DEADLINE_EXCEEDED otherwise. Executors call it
   // again right before launch when they held a job back (e.g. waiting for memory).
@@ -56,6 +63,9 @@ class Scheduler {
 
  private:
   void PublishLocked();
+  // Moves queued jobs compatible with batch->front() into *batch while they fit the budget.
+  void GatherLocked(const BatchPolicy& policy, std::vector<std::unique_ptr<Job>>* batch,
+                    int64_t* q_tokens, int64_t* k_tokens);
 
   const size_t queue_length_;
   Metrics* const metrics_;
