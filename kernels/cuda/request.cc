@@ -147,6 +147,19 @@ void PackInputs(const AttentionArgs& a, const RequestLayout& layout, void* dst) 
   cuda_internal::PackMetadata(a, layout, dst);
 }
 
+InputOffsets InputOffsetsOf(const RequestLayout& layout) {
+  InputOffsets o;
+  o.q = layout.offsets[kQ];
+  o.k = layout.offsets[kK];
+  o.v = layout.offsets[kV];
+  o.metadata = layout.offsets[kCuSeqQ];
+  return o;
+}
+
+void PackMetadata(const AttentionArgs& args, const RequestLayout& layout, void* dst) {
+  cuda_internal::PackMetadata(args, layout, dst);
+}
+
 }  // namespace hbsa::cuda
 
 namespace hbsa::cuda_internal {
