@@ -2,14 +2,12 @@
 //
 // gRPC hands a raw method the request as a list of slices (the bytes as they came off the
 // socket). Parsing that into a v1::AttendRequest would copy every tensor byte into a
-// std::string; instead ParseAttendRequest walks the protobuf wire format itself for the three
-// tensor fields (q, k, v: dtype, shape, and where their data bytes lie, as fragments of the
-// slices, never copied) and hands every other field, all small (ids, cu_seqlens, block sizes,
-// flags, the mask, shared-memory references), to protobuf, so their semantics (packed or not,
-// last one wins, oneof, unknown fields) are protobuf's own. Tensor fields follow protobuf's
-// merge rule too: a Tensor that appears twice is merged (dtype and data: last wins; shape:
-// appended). The tensor bytes are copied once, later, by the executor, from the fragments into
-// staging memory (pinned memory on the CUDA backend).
+// std::string; instead ParseAttendRequest walks the wire format of the three tensor fields
+// (q, k, v: dtype, shape, and where their data bytes lie, as fragments of the slices, never
+// copied; proto/wire/tensor_wire.h) and hands every other field, all small (ids, cu_seqlens,
+// block sizes, flags, the mask, shared-memory references), to protobuf. The tensor bytes are
+// copied once, later, by the executor, from the fragments into staging memory (pinned memory
+// on the CUDA backend).
 //
 // The fragments point into memory the caller keeps alive (the slices, held by ParsedRequest).
 #ifndef HBSA_SERVER_WIRE_REQUEST_H_
@@ -22,34 +20,13 @@
 
 #include "absl/status/status.h"
 #include "hbsa/v1/attention.pb.h"
+#include "wire/tensor_wire.h"
 
 namespace hbsa::server {
 
-// A contiguous piece of received bytes.
-struct Fragment {
-  const char* data = nullptr;
-  size_t size = 0;
-};
-
-// Where one tensor's bytes lie: a sequence of fragments, in order.
-struct FragmentList {
-  std::vector<Fragment> pieces;
-  size_t bytes = 0;  // sum of the pieces' sizes
-
-  // The bytes as one pointer when they are one piece (or none), else nullptr.
-  const char* Contiguous() const;
-  // Copies all bytes to `dst` (bytes long).
-  void CopyTo(char* dst) const;
-};
-
-// One request tensor as sent.
-struct WireTensor {
-  int dtype = 0;               // v1::DType value as sent
-  std::vector<int64_t> shape;  // dims as sent
-  FragmentList data;           // Tensor.data
-  bool has_shm = false;        // Tensor.shm is set
-  v1::SharedMemoryRef shm;
-};
+using wire::Fragment;
+using wire::FragmentList;
+using wire::WireTensor;
 
 // A parsed request: the small fields as a message, the tensors as wire views.
 struct ParsedRequest {

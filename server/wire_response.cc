@@ -6,45 +6,14 @@
 
 #include <grpcpp/support/slice.h>
 
+#include "wire/tensor_wire.h"
+
 namespace hbsa::server {
 namespace {
 
-void PutVarint(uint64_t v, std::string* s) {
-  while (v >= 0x80) {
-    s->push_back(static_cast<char>((v & 0x7f) | 0x80));
-    v >>= 7;
-  }
-  s->push_back(static_cast<char>(v));
-}
-
-void PutKey(uint32_t field, int wire_type, std::string* s) {
-  PutVarint((uint64_t{field} << 3) | static_cast<uint64_t>(wire_type), s);
-}
-
-// Tensor{dtype=1, shape=2 (packed), data=3 (header only: key and length)} framed as field
-// `field` of the response, for `data_bytes` bytes of data that follow in their own slice.
-std::string TensorHeader(uint32_t field, int dtype, const int64_t* shape, int rank,
-                         size_t data_bytes) {
-  std::string body;
-  if (dtype != 0) {
-    PutKey(1, 0, &body);
-    PutVarint(static_cast<uint64_t>(static_cast<int64_t>(dtype)), &body);
-  }
-  std::string packed;
-  for (int i = 0; i < rank; ++i) PutVarint(static_cast<uint64_t>(shape[i]), &packed);
-  PutKey(2, 2, &body);
-  PutVarint(packed.size(), &body);
-  body += packed;
-  if (data_bytes > 0) {
-    PutKey(3, 2, &body);
-    PutVarint(data_bytes, &body);
-  }
-  std::string out;
-  PutKey(field, 2, &out);
-  PutVarint(body.size() + data_bytes, &out);
-  out += body;
-  return out;
-}
+using wire::PutKey;
+using wire::PutVarint;
+using wire::TensorHeader;
 
 // Keeps a HostBlock alive for as long as gRPC holds a slice into it.
 void ReleaseOwner(void* p) { delete static_cast<std::shared_ptr<HostBlock>*>(p); }

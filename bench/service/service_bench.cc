@@ -6,7 +6,9 @@
 // a running hbsa-server (--target), request by request and at each number of calls in flight.
 // For every (request, in-flight) pair it prints and records (JSON lines, --json):
 //   echo      latency of an echo call of the same request and response sizes
-//   ours      end-to-end latency, and its split:
+//   ours      end-to-end latency (client --client direct: Client::AttendInto, the zero-copy
+//             path; proto: BuildRequest + Attend + CopyToBuffers, the message path; --shm: the
+//             tensors in registered shared memory, AttendInto with references), and its split:
 //     build     client: caller memory -> request (build, serialise where the client does)
 //     transport e2e - build - client read - server total: the wire both ways, gRPC's own
 //               framing, and (for clients that hand gRPC a message) its serialisation
@@ -18,7 +20,9 @@
 //   hbsa-service-bench --target 127.0.0.1:50051 --requests sweep65536,sweep1048576,req3mb
 //                      --inflight 1,8 --seconds 2 --json out.jsonl
 //   hbsa-service-bench --role echo-server --listen 127.0.0.1:50061     (what --echo spawn runs)
+#include <fcntl.h>
 #include <spawn.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <netinet/in.h>
@@ -28,6 +32,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <fstream>
 #include <map>
 #include <mutex>
@@ -217,6 +222,61 @@ Stats Drive(int n, const Flags& f, Call call) {
   return st;
 }
 
+// One POSIX shared-memory object: [q | k | v | out of thread 0 | lse 0 | out 1 | lse 1 | ...].
+struct ShmSetup {
+  std::string key, name;
+  char* base = nullptr;
+  size_t bytes = 0;
+  size_t q_off = 0, k_off = 0, v_off = 0, out0 = 0, stride = 0, lse_rel = 0;
+
+  static absl::StatusOr<std::unique_ptr<ShmSetup>> Make(const std::string& name, const BenchRequest& r,
+                                                        int threads, bool lse) {
+    auto s = std::make_unique<ShmSetup>();
+    s->name = name;
+    s->key = absl::StrCat("/", name);
+    auto up = [](size_t x) { return (x + 4095) / 4096 * 4096; };
+    const AttentionArgs& a = r.args;
+    s->q_off = 0;
+    s->k_off = up(a.q.bytes);
+    s->v_off = s->k_off + up(a.k.bytes);
+    s->out0 = s->v_off + up(a.v.bytes);
+    s->lse_rel = up(a.out.bytes);
+    const size_t lse_bytes = lse ? size_t(a.total_q) * a.num_heads_q * 4 : 0;
+    s->stride = s->lse_rel + up(lse_bytes);
+    s->bytes = s->out0 + s->stride * static_cast<size_t>(threads);
+    shm_unlink(s->key.c_str());
+    const int fd = shm_open(s->key.c_str(), O_RDWR | O_CREAT | O_EXCL, 0600);
+    if (fd < 0) return absl::UnavailableError(absl::StrCat("shm_open ", s->key, " failed"));
+    if (ftruncate(fd, static_cast<off_t>(s->bytes)) != 0) {
+      close(fd);
+      return absl::UnavailableError("ftruncate failed");
+    }
+    void* p = mmap(nullptr, s->bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    close(fd);
+    if (p == MAP_FAILED) return absl::UnavailableError("mmap failed");
+    s->base = static_cast<char*>(p);
+    std::memcpy(s->base + s->q_off, a.q.data, a.q.bytes);
+    std::memcpy(s->base + s->k_off, a.k.data, a.k.bytes);
+    std::memcpy(s->base + s->v_off, a.v.data, a.v.bytes);
+    return s;
+  }
+  ~ShmSetup() {
+    if (base != nullptr) munmap(base, bytes);
+    shm_unlink(key.c_str());
+  }
+  const char* At(size_t off) const { return base + off; }
+  client::ShmTensors Refs(int thread, bool lse) const {
+    client::ShmTensors t;
+    t.q = client::ShmRef{name, static_cast<int64_t>(q_off)};
+    t.k = client::ShmRef{name, static_cast<int64_t>(k_off)};
+    t.v = client::ShmRef{name, static_cast<int64_t>(v_off)};
+    const size_t o = out0 + stride * static_cast<size_t>(thread);
+    t.out = client::ShmRef{name, static_cast<int64_t>(o)};
+    if (lse) t.lse = client::ShmRef{name, static_cast<int64_t>(o + lse_rel)};
+    return t;
+  }
+};
+
 double Seconds(Clock::time_point a, Clock::time_point b) {
   return std::chrono::duration<double>(b - a).count();
 }
@@ -279,6 +339,23 @@ int RunClient(const Flags& f, const std::string& echo_target) {
       std::vector<std::vector<uint16_t>> outs(static_cast<size_t>(n), req.out);
       std::vector<std::vector<float>> lses(static_cast<size_t>(n));
       if (f.lse) for (auto& l : lses) l.assign(size_t(req.args.total_q) * req.args.num_heads_q, 0.f);
+      // Same-host mode: the request's tensors and each thread's outputs in one registered
+      // shared-memory object (written once here; calls then carry references only).
+      std::unique_ptr<ShmSetup> shm;
+      if (!f.shm.empty()) {
+        absl::StatusOr<std::unique_ptr<ShmSetup>> made_shm =
+            ShmSetup::Make(absl::StrCat(f.shm, "_", name, "_", n), req, n, f.lse);
+        if (!made_shm.ok()) {
+          std::fprintf(stderr, "%s\n", std::string(made_shm.status().message()).c_str());
+          return 2;
+        }
+        shm = std::move(*made_shm);
+        if (absl::Status st = ours.RegisterSharedMemory(shm->name, shm->key, 0, static_cast<int64_t>(shm->bytes), call);
+            !st.ok()) {
+          std::fprintf(stderr, "%s\n", std::string(st.message()).c_str());
+          return 2;
+        }
+      }
       Stats es;
       if (echo != nullptr) {
         std::vector<std::string> sinks(static_cast<size_t>(n));
@@ -309,8 +386,26 @@ int RunClient(const Flags& f, const std::string& echo_target) {
           s->server = res->server_timings;
           return absl::OkStatus();
         }
-        return absl::UnimplementedError("--client " + f.client + " is not available in this build");
+        client::RequestOptions o = ro;
+        if (shm != nullptr) {
+          o.shm = shm->Refs(t, f.lse);
+          args.q = {shm->At(shm->q_off), args.q.bytes};
+          args.k = {shm->At(shm->k_off), args.k.bytes};
+          args.v = {shm->At(shm->v_off), args.v.bytes};
+        }
+        absl::StatusOr<client::AttendResult> res = ours.AttendInto(args, o, call);
+        if (!res.ok()) return res.status();
+        s->build = res->build_seconds;
+        s->read = res->read_seconds;
+        s->e2e = res->client_seconds;
+        s->server = res->server_timings;
+        return absl::OkStatus();
       });
+      if (shm != nullptr) {
+        if (absl::Status st = ours.UnregisterSharedMemory(shm->name); !st.ok()) {
+          std::fprintf(stderr, "%s\n", std::string(st.message()).c_str());
+        }
+      }
       const double ovh = os.Mean() - os.Avg("kernel");
       const double ratio = es.calls > 0 ? ovh / es.Mean() : 0;
       std::printf("%-18s %3d %10lld %10lld | %8.3f %8.1f | %8.3f %8.3f %8.1f %8.2f | %.3f %.3f %.3f %.3f %.3f %.3f %.3f %.3f %.3f %.3f [%.1f]%s\n",
