@@ -43,7 +43,9 @@ class AttendCall final : public grpc::ServerUnaryReactor {
       Fail(status, job.received);
       return;
     }
+    const Clock::time_point t0 = Clock::now();
     *response_ = ResponseOf(job);
+    if (!job.warmup) service_->metrics()->ObserveStage(Stage::kResponse, Since(t0));
     service_->RecordOutcome("Attend", request_id_, status, job.received,
                             static_cast<int64_t>(response_->Length()));
     Finish(grpc::Status::OK);
@@ -124,7 +126,9 @@ class AttendStreamCall final : public grpc::ServerBidiReactor<grpc::ByteBuffer, 
               Clock::time_point received) {
     grpc::ByteBuffer out;
     if (status.ok()) {
+      const Clock::time_point t0 = Clock::now();
       out = ResponseOf(*job);
+      service_->metrics()->ObserveStage(Stage::kResponse, Since(t0));
     } else {
       v1::AttendResponse r;
       r.set_request_id(id);

@@ -31,6 +31,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
@@ -177,15 +178,26 @@ template <typename Call>
 Stats Drive(int n, const Flags& f, Call call) {
   Stats st;
   std::mutex mu;
+  std::condition_variable cv;
+  int warmed = 0;
+  Clock::time_point t0, until;
   std::atomic<int64_t> issued{0};
-  const Clock::time_point t0 = Clock::now();
-  const auto until = t0 + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(f.seconds));
   std::vector<std::thread> threads;
   for (int t = 0; t < n; ++t) {
     threads.emplace_back([&, t] {
       for (int w = 0; w < f.warmup; ++w) {
         Sample s;
         (void)call(t, &s);
+      }
+      {
+        // The timed window starts when every thread has warmed up.
+        std::unique_lock<std::mutex> lock(mu);
+        if (++warmed == n) {
+          t0 = Clock::now();
+          until = t0 + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(f.seconds));
+          cv.notify_all();
+        }
+        cv.wait(lock, [&] { return warmed == n; });
       }
       while (true) {
         const int64_t i = issued.fetch_add(1);
@@ -216,7 +228,6 @@ Stats Drive(int n, const Flags& f, Call call) {
       }
     });
   }
-  // Warm-up calls are not timed; the window starts when the threads start.
   for (std::thread& t : threads) t.join();
   st.wall = std::chrono::duration<double>(Clock::now() - t0).count();
   return st;
