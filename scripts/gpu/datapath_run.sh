@@ -37,7 +37,7 @@ start_server() {  # PORT MPORT LOG [flags...]; sets srv (a child of this shell)
 metric() {  # MPORT REGEX
   python3 -c "import urllib.request,re,sys; [print(l) for l in urllib.request.urlopen('http://127.0.0.1:$1/metrics').read().decode().splitlines() if re.match(sys.argv[1], l)]" "$2"
 }
-stop() { kill -TERM "$1" 2>/dev/null; wait "$1"; echo "== server $1 exit code $?"; }
+stop() { kill -TERM "$1" 2>/dev/null; wait "$1"; echo "== server $1 exit code $?"; tail -3 "$2"; }
 
 # 1. Server (batching on) and the golden cases.
 start_server 50051 9464 "$out/hbsa-server.log"
@@ -46,6 +46,12 @@ for i in $(seq 1 120); do
   sleep 0.5
 done
 sleep 1
+if ! kill -0 "$srv" 2>/dev/null; then
+  echo "== hbsa-server did not start:"; tail -20 "$out/hbsa-server.log"
+  budget=$((16 << 30)); staging=$((2 << 30))
+  start_server 50051 9464 "$out/hbsa-server.log"; sleep 15
+fi
+grep -E "cuda executor|warm-up|error|critical" "$out/hbsa-server.log" | head -5
 echo "== golden cases (Attend, AttendStream) and a short load"
 [ "$quick" = 1 ] || timeout 120 python3 "$b/server_drive.py" --target 127.0.0.1:50051 --metrics 127.0.0.1:9464 \
   --golden "$HBSA_GOLDEN_DIR" --expect-backend "$backend" --load-threads 8 --load-requests 1 > "$out/drive.log" 2>&1
@@ -73,21 +79,21 @@ timeout 40 "$B" --target 127.0.0.1:50051 --shm hbsa --payloads "$sizes" --inflig
 # 3. Streams and batches.
 echo "== per-stream requests and busy seconds, batch sizes"
 metric 9464 '^hbsa_stream_(requests|busy_seconds)_total|^hbsa_batch_size_requests_(sum|count)|^hbsa_stage_duration_seconds_(sum|count)' | tee "$out/metrics.txt"
-stop "$srv"
+stop "$srv" "$out/hbsa-server.log"
 
 # 4. Batching off.
 start_server 50052 9465 "$out/hbsa-server-nobatch.log" --batch-max-tokens 0
 echo "== named requests, batching off"
 timeout 50 "$B" --target 127.0.0.1:50052 --requests req3mb,small128 --inflight 1,8,32 --seconds 1.2 \
   --warmup 3 --echo none --label batch-off --json "$J"
-stop "$srv"
+stop "$srv" "$out/hbsa-server-nobatch.log"
 
 # 5. The FlexAttention peer.
 if [ "$backend" = cuda ]; then
   python3 "$b/flex_server.py" --listen 127.0.0.1:50071 > "$out/flex-server.log" 2>&1 &
   flex=$!
   echo "== FlexAttention peer (python3 grpcio + torch.compile(flex_attention)), same requests and client"
-  timeout 150 "$B" --target 127.0.0.1:50071 --requests req3mb,small128 --inflight 1,8,32 --seconds 1.5 \
+  timeout 110 "$B" --target 127.0.0.1:50071 --requests req3mb,small128 --inflight 1,8,32 --seconds 1.5 \
     --warmup 3 --echo none --label flex --json "$J"
   kill -TERM "$flex" 2>/dev/null; wait "$flex" 2>/dev/null
   tail -5 "$out/flex-server.log"
