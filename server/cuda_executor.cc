@@ -16,11 +16,15 @@
 //     the device directly, without staging. Free streams are handed out in FIFO order, so
 //     every stream takes work (the old executor always picked the lowest free one).
 //   one completion thread polls the done events (cudaEventQuery; no device-wide or stream
-//     synchronisation anywhere), releases the device and pinned input ranges and the stream,
+//     synchronisation anywhere; it spins while launches are in flight and sleeps on a condition
+//     variable when none is), releases the device and pinned input ranges and the stream,
 //     and completes the jobs. Their responses point into the pinned output range, which goes
 //     back to the arena when gRPC has sent the last response that uses it (HostBlock).
 // So the staging of one request, the H2D copy of another, a kernel and a D2H copy of others
-// run at the same time on different streams and threads.
+// run at the same time on different streams and threads. Small requests (up to 1 MiB of working
+// memory) that find a free stream and free memory skip the queue: the gRPC thread that
+// admitted them stages and issues them at once (Scheduler::SetFastLane; only asynchronous CUDA
+// calls, never a wait), which removes a thread hand-off from their latency.
 //
 // Per stream, hbsa_stream_busy_seconds_total adds the device time from the start event to the
 // done event of each launch, and hbsa_stream_requests_total counts the requests it ran.
@@ -53,6 +57,9 @@ namespace hbsa::server {
 namespace {
 
 constexpr int64_t kDefaultHostStaging = int64_t{4} << 30;
+// Requests up to this working size may take the fast lane (staged on the gRPC thread: a copy
+// of at most this many bytes, about 0.1 ms).
+constexpr int64_t kFastLaneBytes = int64_t{1} << 20;
 
 std::string CudaError(cudaError_t e, const char* what) {
   return absl::StrCat(what, ": ", cudaGetErrorName(e), " (", cudaGetErrorString(e), ")");
@@ -159,6 +166,7 @@ class CudaExecutor final : public Executor {
                  streams_.size(), options_.staging_threads, budget_ >> 20, host >> 20,
                  options_.batch.max_tokens, options_.batch.max_delay.count());
     completion_ = std::thread([this] { CompletionLoop(); });
+    scheduler_->SetFastLane([this](std::unique_ptr<Job>* job) { return TryIssueNow(job); });
     for (int i = 0; i < std::max(1, options_.staging_threads); ++i) {
       staging_.emplace_back([this] { StagingLoop(); });
     }
@@ -166,6 +174,7 @@ class CudaExecutor final : public Executor {
   }
 
   void Stop() override {
+    scheduler_->SetFastLane(nullptr);
     stop_.store(true);
     arena_cv_.notify_all();
     stream_cv_.notify_all();
@@ -212,8 +221,26 @@ class CudaExecutor final : public Executor {
     }
   }
 
-  // Plans, stages and issues one launch; hands it to the completion thread.
-  void Issue(Launch launch) {
+  // The fast lane (Scheduler::SetFastLane): small requests are staged and issued on the
+  // calling thread when a stream and memory are free right now.
+  bool TryIssueNow(std::unique_ptr<Job>* job) {
+    if (stop_.load() || fatal_.load() || (*job)->request->working_bytes > kFastLaneBytes) return false;
+    {
+      std::lock_guard<std::mutex> lock(stream_mu_);
+      if (free_streams_.empty()) return false;
+    }
+    std::vector<std::unique_ptr<Job>> one;
+    one.push_back(std::move(*job));
+    Launch refused;
+    if (Issue(MakeLaunch(std::move(one)), /*wait=*/false, &refused)) return true;
+    *job = std::move(refused.jobs.front());
+    return false;
+  }
+
+  // Plans, stages and issues one launch; hands it to the completion thread. With `wait` false
+  // it takes memory and a stream only if they are free now; when they are not, it moves the
+  // untouched launch to *refused and returns false. True otherwise (issued or completed).
+  bool Issue(Launch launch, bool wait = true, Launch* refused = nullptr) {
     auto f = std::make_unique<InFlight>();
     f->launch = std::move(launch);
     Launch& l = f->launch;
@@ -227,7 +254,7 @@ class CudaExecutor final : public Executor {
     absl::StatusOr<cuda::RequestLayout> layout = cuda::PlanRequest(args);
     if (!layout.ok()) {
       CompleteAll(&l, layout.status());
-      return;
+      return true;
     }
     f->layout = std::move(*layout);
     const cuda::RequestLayout& lay = f->layout;
@@ -239,18 +266,28 @@ class CudaExecutor final : public Executor {
       CompleteAll(&l, absl::ResourceExhaustedError(absl::StrCat(
           "q/k/v: the request needs ", lay.total_bytes, " bytes of device memory, past the budget of device ",
           options_.device, " (", budget_, " bytes, --memory-budget-bytes)")));
-      return;
+      return true;
     }
     if (RangeAllocator::Rounded(lay.input_bytes) + RangeAllocator::Rounded(out_stage) >
         pinned_arena_->capacity()) {
       CompleteAll(&l, absl::ResourceExhaustedError(absl::StrCat(
           "q/k/v: the request needs ", lay.input_bytes + out_stage, " bytes of pinned staging memory, past ",
           pinned_arena_->capacity(), " bytes (--host-staging-bytes)")));
-      return;
+      return true;
     }
-    if (!Reserve(lay.total_bytes, lay.input_bytes, out_stage, f.get())) {
+    Stream* s = nullptr;
+    if (!wait) {
+      // All or nothing, now: memory, then a stream.
+      if (!Reserve(lay.total_bytes, lay.input_bytes, out_stage, f.get(), /*wait=*/false) ||
+          (s = TryAcquireStream()) == nullptr) {
+        Release(f.get());
+        if (f->pinned_out.valid) FreePinnedRange(f->pinned_out);
+        *refused = std::move(f->launch);
+        return false;
+      }
+    } else if (!Reserve(lay.total_bytes, lay.input_bytes, out_stage, f.get(), /*wait=*/true)) {
       CompleteAll(&l, absl::UnavailableError("server shut down"));
-      return;
+      return true;
     }
     const Clock::time_point t1 = Clock::now();
     // Stage: tensors from the message (or unpinned shared memory) into pinned memory, then the
@@ -263,11 +300,11 @@ class CudaExecutor final : public Executor {
     const Clock::time_point t2 = Clock::now();
     f->staging_seconds = Seconds(t2 - t1);
 
-    Stream* s = AcquireStream();
+    if (s == nullptr) s = AcquireStream();
     if (s == nullptr) {
       Release(f.get());
       CompleteAll(&l, absl::UnavailableError("server shut down"));
-      return;
+      return true;
     }
     f->stream = s;
     char* dev = static_cast<char*>(device_base_) + f->device.offset;
@@ -289,14 +326,15 @@ class CudaExecutor final : public Executor {
     if (!enq.ok()) {
       if (absl::StartsWith(enq.message(), "sticky CUDA error:")) {
         Fatal(std::string(enq.message()), f.get());
-        return;
+        return true;
       }
-      // Non-sticky: the stream has only our copies on it; let them finish before reuse.
+      // Non-sticky (a refused launch configuration): the stream has only our copies on it;
+      // let them finish before reuse.
       cudaStreamSynchronize(st);
       Release(f.get());
       ReturnStream(s);
       CompleteAll(&l, enq);
-      return;
+      return true;
     }
     cudaEventRecord(s->ev_kernel, st);
     const char* dev_out = dev + lay.out_offset;
@@ -314,22 +352,26 @@ class CudaExecutor final : public Executor {
     cudaEventRecord(s->ev_done, st);
     if (cudaError_t e = cudaGetLastError(); e != cudaSuccess) {
       Fatal(CudaError(e, "sticky CUDA error: issuing the request"), f.get());
-      return;
+      return true;
     }
     for (const auto& job : l.jobs) {
       if (!job->warmup) metrics_->IncrementStream(s->requests);
     }
-    std::lock_guard<std::mutex> lock(inflight_mu_);
-    if (fatal_.load()) {  // the completion thread is gone: fail it here
-      CompleteAll(&l, absl::UnavailableError(absl::StrCat("GPU ", options_.device, " is unhealthy")));
-      return;
+    {
+      std::lock_guard<std::mutex> lock(inflight_mu_);
+      if (fatal_.load()) {  // the completion thread is gone: fail it here
+        CompleteAll(&l, absl::UnavailableError(absl::StrCat("GPU ", options_.device, " is unhealthy")));
+        return true;
+      }
+      inflight_.push_back(std::move(f));
     }
-    inflight_.push_back(std::move(f));
+    inflight_cv_.notify_one();
+    return true;
   }
 
   // Reserves the device range and both pinned ranges, all or nothing, waiting while they do not
   // fit. False once stopped.
-  bool Reserve(size_t device_bytes, size_t in_bytes, size_t out_bytes, InFlight* f) {
+  bool Reserve(size_t device_bytes, size_t in_bytes, size_t out_bytes, InFlight* f, bool wait) {
     std::unique_lock<std::mutex> lock(arena_mu_);
     while (true) {
       if (stop_.load() || fatal_.load()) return false;
@@ -345,6 +387,7 @@ class CudaExecutor final : public Executor {
       }
       if (i) pinned_arena_->Free(*i, in_bytes);
       if (d) device_arena_->Free(*d, device_bytes);
+      if (!wait) return false;
       arena_cv_.wait_for(lock, std::chrono::milliseconds(50));
     }
   }
@@ -361,6 +404,16 @@ class CudaExecutor final : public Executor {
     arena_cv_.notify_all();
   }
 
+  // Returns an output range that was reserved but never handed to a response.
+  void FreePinnedRange(Range& r) {
+    {
+      std::lock_guard<std::mutex> lock(arena_mu_);
+      pinned_arena_->Free(r.offset, r.bytes);
+    }
+    r.valid = false;
+    arena_cv_.notify_all();
+  }
+
   void FreePinned(size_t offset, size_t bytes) {
     {
       std::lock_guard<std::mutex> lock(arena_mu_);
@@ -373,6 +426,14 @@ class CudaExecutor final : public Executor {
   Stream* AcquireStream() {
     std::unique_lock<std::mutex> lock(stream_mu_);
     stream_cv_.wait(lock, [&] { return stop_.load() || fatal_.load() || !free_streams_.empty(); });
+    if (free_streams_.empty()) return nullptr;
+    Stream* s = free_streams_.front();
+    free_streams_.pop_front();
+    return s;
+  }
+
+  Stream* TryAcquireStream() {
+    std::lock_guard<std::mutex> lock(stream_mu_);
     if (free_streams_.empty()) return nullptr;
     Stream* s = free_streams_.front();
     free_streams_.pop_front();
@@ -416,7 +477,16 @@ class CudaExecutor final : public Executor {
         return;
       }
       if (stop_.load() && !any && staging_idle()) return;
-      if (done.empty()) std::this_thread::sleep_for(std::chrono::microseconds(any ? 20 : 200));
+      if (!done.empty()) continue;
+      if (any) {
+        // Work on the device: poll again at once (a sleep would add its timer slack, tens of
+        // microseconds, to every request; this thread keeps one core busy while requests run).
+        std::this_thread::yield();
+      } else {
+        // Idle: sleep until a launch is issued (or to recheck for shutdown).
+        std::unique_lock<std::mutex> lock(inflight_mu_);
+        inflight_cv_.wait_for(lock, std::chrono::milliseconds(20), [&] { return !inflight_.empty(); });
+      }
     }
   }
 
@@ -502,6 +572,7 @@ class CudaExecutor final : public Executor {
   std::condition_variable stream_cv_;
   std::deque<Stream*> free_streams_;
   std::mutex inflight_mu_;
+  std::condition_variable inflight_cv_;  // a launch was issued
   std::list<std::unique_ptr<InFlight>> inflight_;
   std::string fatal_reason_;  // completion thread only
   std::vector<std::thread> staging_;

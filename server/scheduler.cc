@@ -19,7 +19,7 @@ Scheduler::Scheduler(int queue_length, Metrics* metrics)
     : queue_length_(static_cast<size_t>(queue_length < 1 ? 1 : queue_length)), metrics_(metrics) {}
 
 absl::Status Scheduler::Submit(std::unique_ptr<Job>* job) {
-  std::lock_guard<std::mutex> lock(mu_);
+  std::unique_lock<std::mutex> lock(mu_);
   if (draining_ || stopped_) {
     return absl::UnavailableError("server is draining (shutting down); retry on another server");
   }
@@ -28,11 +28,24 @@ absl::Status Scheduler::Submit(std::unique_ptr<Job>* job) {
         "admission queue is full (--queue-length " + std::to_string(queue_length_) + "); retry later");
   }
   (*job)->admitted = Clock::now();
-  queue_.push_back(std::move(*job));
   ++inflight_;
+  if (fast_lane_ && queue_.empty()) {
+    PublishLocked();
+    lock.unlock();
+    (*job)->started = Clock::now();
+    if (fast_lane_(job)) return absl::OkStatus();
+    (*job)->started = Clock::time_point{};
+    lock.lock();
+  }
+  queue_.push_back(std::move(*job));
   PublishLocked();
   work_cv_.notify_one();
   return absl::OkStatus();
+}
+
+void Scheduler::SetFastLane(FastLane lane) {
+  std::lock_guard<std::mutex> lock(mu_);
+  fast_lane_ = std::move(lane);
 }
 
 absl::Status Scheduler::Runnable(const Job& job) {

@@ -12,6 +12,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <mutex>
 
@@ -32,6 +33,14 @@ class Scheduler {
   // Admits *job (moving it out) or refuses it, leaving *job untouched: UNAVAILABLE while
   // draining or stopped, RESOURCE_EXHAUSTED when `queue_length` jobs already wait.
   absl::Status Submit(std::unique_ptr<Job>* job);
+
+  // An executor's fast lane: offered each admitted job while nothing waits in the queue; it
+  // starts the job on the calling (gRPC) thread when that needs no waiting at all (a small
+  // request, a free stream, memory at hand: only asynchronous work is issued) and returns
+  // true, or leaves *job untouched and returns false, and the job is queued as usual. It saves
+  // the hand-off to an executor thread, which dominates the latency of small requests.
+  using FastLane = std::function<bool(std::unique_ptr<Job>* job)>;
+  void SetFastLane(FastLane lane);
 
   // The oldest runnable job, waiting up to `timeout` for one; nullptr on timeout or once
   // stopped. Marks the job started.
@@ -76,6 +85,7 @@ class Scheduler {
   int64_t inflight_ = 0;
   bool draining_ = false;
   bool stopped_ = false;
+  FastLane fast_lane_;  // set once before serving
 };
 
 }  // namespace hbsa::server

@@ -74,6 +74,7 @@ struct Flags {
   int min_calls = 4;
   int max_calls = 100000;
   int warmup = 2;
+  int channels = 1;                 // connections, shared round robin by the threads
   bool lse = false;
   int64_t max_message_bytes = int64_t{1} << 30;
 };
@@ -108,6 +109,7 @@ bool ParseFlags(int argc, char** argv, Flags* f) {
     else if (a == "--min-calls") { if (!absl::SimpleAtoi(v, &f->min_calls)) return false; }
     else if (a == "--max-calls") { if (!absl::SimpleAtoi(v, &f->max_calls)) return false; }
     else if (a == "--warmup") { if (!absl::SimpleAtoi(v, &f->warmup)) return false; }
+    else if (a == "--channels") { if (!absl::SimpleAtoi(v, &f->channels) || f->channels < 1) return false; }
     else if (a == "--max-message-bytes") { if (!absl::SimpleAtoi(v, &f->max_message_bytes)) return false; }
     else if (a == "--lse") f->lse = true;
     else {
@@ -115,7 +117,7 @@ bool ParseFlags(int argc, char** argv, Flags* f) {
                    "usage: hbsa-service-bench --target HOST:PORT [--echo spawn|none|HOST:PORT]\n"
                    "  [--requests small128,req3mb,req200mb,sweep<BYTES>] [--payloads 64K,1M,...]\n"
                    "  [--inflight 1,8] [--client direct|proto] [--shm PREFIX] [--lse]\n"
-                   "  [--seconds S] [--min-calls N] [--max-calls N] [--warmup N]\n"
+                   "  [--seconds S] [--min-calls N] [--max-calls N] [--warmup N] [--channels N]\n"
                    "  [--label TEXT] [--json FILE]\n"
                    "  hbsa-service-bench --role echo-server --listen HOST:PORT\n");
       return false;
@@ -314,9 +316,17 @@ int RunClient(const Flags& f, const std::string& echo_target) {
   std::ofstream json;
   if (!f.json.empty()) json.open(f.json, std::ios::app);
 
-  client::Client ours(Channel(f.target, f));
-  std::unique_ptr<EchoClient> echo;
-  if (!echo_target.empty()) echo = std::make_unique<EchoClient>(Channel(echo_target, f));
+  // --channels N: N connections to each server (own subchannel pools), thread t uses t % N.
+  std::vector<std::unique_ptr<client::Client>> clients;
+  std::vector<std::unique_ptr<EchoClient>> echoes;
+  for (int c = 0; c < f.channels; ++c) {
+    clients.push_back(std::make_unique<client::Client>(Channel(f.target, f)));
+    if (!echo_target.empty()) echoes.push_back(std::make_unique<EchoClient>(Channel(echo_target, f)));
+  }
+  client::Client& ours = *clients.front();
+  auto ours_of = [&](int t) -> client::Client& { return *clients[static_cast<size_t>(t % f.channels)]; };
+  EchoClient* echo = echoes.empty() ? nullptr : echoes.front().get();
+  auto echo_of = [&](int t) -> EchoClient& { return *echoes[static_cast<size_t>(t % f.channels)]; };
   client::CallOptions call;
   call.timeout = std::chrono::milliseconds(120000);
   call.wait_for_ready = true;
@@ -372,7 +382,7 @@ int RunClient(const Flags& f, const std::string& echo_target) {
         std::vector<std::string> sinks(static_cast<size_t>(n));
         es = Drive(n, f, [&](int t, Sample* s) {
           const Clock::time_point a = Clock::now();
-          absl::Status st = echo->Call(req_bytes, resp_bytes, &sinks[static_cast<size_t>(t)]);
+          absl::Status st = echo_of(t).Call(req_bytes, resp_bytes, &sinks[static_cast<size_t>(t)]);
           s->e2e = Seconds(a, Clock::now());
           return st;
         });
@@ -386,7 +396,7 @@ int RunClient(const Flags& f, const std::string& echo_target) {
           absl::StatusOr<v1::AttendRequest> r = client::BuildRequest(args, ro);
           if (!r.ok()) return r.status();
           const Clock::time_point b = Clock::now();
-          absl::StatusOr<client::AttendResult> res = ours.Attend(*r, call);
+          absl::StatusOr<client::AttendResult> res = ours_of(t).Attend(*r, call);
           if (!res.ok()) return res.status();
           const Clock::time_point c = Clock::now();
           if (absl::Status st = client::CopyToBuffers(*res, args); !st.ok()) return st;
@@ -404,7 +414,7 @@ int RunClient(const Flags& f, const std::string& echo_target) {
           args.k = {shm->At(shm->k_off), args.k.bytes};
           args.v = {shm->At(shm->v_off), args.v.bytes};
         }
-        absl::StatusOr<client::AttendResult> res = ours.AttendInto(args, o, call);
+        absl::StatusOr<client::AttendResult> res = ours_of(t).AttendInto(args, o, call);
         if (!res.ok()) return res.status();
         s->build = res->build_seconds;
         s->read = res->read_seconds;
@@ -435,6 +445,7 @@ int RunClient(const Flags& f, const std::string& echo_target) {
         j["client"] = f.shm.empty() ? f.client : "shm";
         j["request"] = name;
         j["inflight"] = n;
+        j["channels"] = f.channels;
         j["request_bytes"] = req_bytes;
         j["response_bytes"] = resp_bytes;
         j["echo"] = {{"calls", es.calls}, {"p50_ms", es.Pct(0.5) * 1e3}, {"p99_ms", es.Pct(0.99) * 1e3},

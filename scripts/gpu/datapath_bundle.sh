@@ -23,6 +23,6 @@ mkdir -p "$out/py"
 "$gt_venv/bin/python" -m grpc_tools.protoc -I "$root/proto" --python_out="$out/py" \
   --grpc_python_out="$out/py" "$root/proto/hbsa/v1/attention.proto"
 touch "$out/py/hbsa/__init__.py" "$out/py/hbsa/v1/__init__.py"
-cp "$root/scripts/gpu/datapath_run.sh" "$root/scripts/gpu/server_drive.py" \
+cp "$root/scripts/gpu/datapath_run.sh" "$root/scripts/gpu/datapath_rerun.sh" "$root/scripts/gpu/server_drive.py" \
   "$root/bench/service/flex_server.py" "$out/"
 du -sh "$out"
