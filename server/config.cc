@@ -133,6 +133,25 @@ const std::vector<Setting>& Settings() {
        "AttendStream: requests of one stream admitted and not yet answered; the server stops "
        "reading the stream at this count (back-pressure).",
        IntSetter<int>("stream-max-inflight", &ServerConfig::stream_max_inflight, 1, 4096)},
+      {"staging-threads", "HBSA_STAGING_THREADS", "N", "4",
+       "CUDA: host threads per GPU that copy requests into pinned staging memory and issue their "
+       "copies and kernels, so staging of one request overlaps the device work of others.",
+       IntSetter<int>("staging-threads", &ServerConfig::staging_threads, 1, 256)},
+      {"host-staging-bytes", "HBSA_HOST_STAGING_BYTES", "N", "0",
+       "CUDA: pinned host memory per GPU for request inputs and outputs in flight (allocated once "
+       "at start); 0 = 4 GiB. A request larger than this gets RESOURCE_EXHAUSTED.",
+       IntSetter<int64_t>("host-staging-bytes", &ServerConfig::host_staging_bytes, 0,
+                          int64_t{1} << 44)},
+      {"batch-max-tokens", "HBSA_BATCH_MAX_TOKENS", "N", "16384",
+       "Dynamic batching: waiting requests that can share a launch (same dtype, heads, head dim, "
+       "block sizes, causal, scale, LSE, TF32; no shared memory) are merged into one varlen "
+       "launch of at most this many query and key tokens. 0 turns batching off.",
+       IntSetter<int64_t>("batch-max-tokens", &ServerConfig::batch_max_tokens, 0,
+                          int64_t{1} << 31)},
+      {"batch-max-delay-us", "HBSA_BATCH_MAX_DELAY_US", "US", "0",
+       "Dynamic batching: how long the oldest request of a batch may wait for companions, in "
+       "microseconds (never past a request's deadline). 0 merges only what is already waiting.",
+       IntSetter<int>("batch-max-delay-us", &ServerConfig::batch_max_delay_us, 0, 1000000)},
       {"test-executor-delay-ms", "HBSA_TEST_EXECUTOR_DELAY_MS", "MS", "0",
        "TEST ONLY: each request sleeps this long on its executor before computing, so tests "
        "can fill the queue and observe deadlines, cancellation and drains.",
@@ -247,7 +266,9 @@ std::string DescribeConfig(const ServerConfig& c) {
       " queue_length=", c.queue_length, " max_message_bytes=", c.max_message_bytes,
       " memory_budget_bytes=", c.memory_budget_bytes,
       " drain_grace_seconds=", c.drain_grace_seconds, " log_level=", c.log_level,
-      " stream_max_inflight=", c.stream_max_inflight,
+      " stream_max_inflight=", c.stream_max_inflight, " staging_threads=", c.staging_threads,
+      " host_staging_bytes=", c.host_staging_bytes, " batch_max_tokens=", c.batch_max_tokens,
+      " batch_max_delay_us=", c.batch_max_delay_us,
       c.test_executor_delay_ms > 0 ? absl::StrCat(" TEST executor_delay_ms=", c.test_executor_delay_ms) : "",
       c.test_warmup_delay_ms > 0 ? absl::StrCat(" TEST warmup_delay_ms=", c.test_warmup_delay_ms) : "");
 }

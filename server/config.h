@@ -37,6 +37,10 @@ struct ServerConfig {
   double drain_grace_seconds = 30;               // in-flight work gets this long after SIGTERM
   std::string log_level = "info";                // trace|debug|info|warn|error
   int stream_max_inflight = 8;                   // AttendStream requests in flight per stream
+  int staging_threads = 4;                       // CUDA: host threads staging requests, per GPU
+  int64_t host_staging_bytes = 0;                // CUDA: pinned staging arena per GPU; 0 = 4 GiB
+  int64_t batch_max_tokens = 16384;              // dynamic batching token budget; 0 = off
+  int batch_max_delay_us = 0;                    // how long a batch may wait for companions
   // Test-only knobs (documented as such in --help): slow the executor down by this many
   // milliseconds per request, and hold warm-up this long, so tests can observe queueing,
   // deadlines, cancellation, health transitions and drains deterministically.

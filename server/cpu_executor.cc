@@ -27,7 +27,10 @@ std::string CpuExecutor::backend() const { return std::string(BackendName(option
 
 absl::Status CpuExecutor::Start() {
   metrics_->SetDeviceMemory("cpu", 0, budget_);
-  for (int i = 0; i < threads_; ++i) worker_counters_.push_back(metrics_->StreamCounter("cpu", i));
+  for (int i = 0; i < threads_; ++i) {
+    worker_counters_.push_back(metrics_->StreamCounter("cpu", i));
+    worker_busy_.push_back(metrics_->StreamBusyCounter("cpu", i));
+  }
   for (int i = 0; i < threads_; ++i) workers_.emplace_back([this, i] { WorkerLoop(i); });
   return absl::OkStatus();
 }
@@ -42,18 +45,23 @@ void CpuExecutor::Stop() {
 
 void CpuExecutor::WorkerLoop(int index) {
   while (!stop_.load()) {
-    std::unique_ptr<Job> job = scheduler_->Take(std::chrono::milliseconds(50));
-    if (job == nullptr) continue;
-    if (!job->warmup) metrics_->IncrementStream(worker_counters_[static_cast<size_t>(index)]);
-    RunJob(std::move(job));
+    std::vector<std::unique_ptr<Job>> batch =
+        scheduler_->TakeBatch(std::chrono::milliseconds(50), options_.batch);
+    if (batch.empty()) continue;
+    RunLaunch(MakeLaunch(std::move(batch)), index);
   }
 }
 
-void CpuExecutor::RunJob(std::unique_ptr<Job> job) {
-  TranslatedRequest* req = job->request.get();
+void CpuExecutor::RunLaunch(Launch launch, int worker) {
+  const Clock::time_point t0 = Clock::now();
+  AttentionArgs a = launch.args;
+  int64_t need = 0;
+  for (const auto& job : launch.jobs) need += job->request->working_bytes;
+  need = std::min(need, budget_);
   const int active = running_.fetch_add(1) + 1 + static_cast<int>(scheduler_->queue_depth());
-  const int threads = CpuThreadsForRequest(DenseFlopsUpperBound(req->args), threads_, active);
-  const int64_t need = std::min(req->working_bytes, budget_);
+  double flops = 0;
+  for (const auto& job : launch.jobs) flops += job->request->facts.flops;
+  const int threads = CpuThreadsForRequest(flops, threads_, active);
   {
     std::unique_lock<std::mutex> lock(memory_mu_);
     memory_cv_.wait(lock, [&] { return memory_used_ + need <= budget_; });
@@ -63,12 +71,40 @@ void CpuExecutor::RunJob(std::unique_ptr<Job> job) {
   if (options_.test_delay_ms > 0) {
     std::this_thread::sleep_for(std::chrono::milliseconds(options_.test_delay_ms));
   }
-  PrepareOutputs(job->response, req);
-  const Clock::time_point t0 = Clock::now();
+  const Clock::time_point t1 = Clock::now();
+  // Inputs: in place when every tensor is one contiguous piece of one request, else gathered.
+  std::shared_ptr<HostBlock> staged;
+  const bool single = launch.jobs.size() == 1;
+  if (!single || a.q.data == nullptr || a.k.data == nullptr || a.v.data == nullptr) {
+    staged = HeapBlock(a.q.bytes + a.k.bytes + a.v.bytes);
+    char* q = staged->data();
+    char* k = q + a.q.bytes;
+    char* v = k + a.k.bytes;
+    StageInputs(launch, q, k, v);
+    a.q.data = q;
+    a.k.data = k;
+    a.v.data = v;
+  }
+  // Outputs: a heap block the responses point into, or the caller's shared memory.
+  const TranslatedRequest& first = *launch.jobs.front()->request;
+  const bool out_shm = single && first.out_target.shm != nullptr;
+  const bool lse_shm = single && first.lse_target.shm != nullptr;
+  const size_t out_bytes = out_shm ? 0 : static_cast<size_t>(launch.out_bytes);
+  const size_t lse_bytes = lse_shm ? 0 : static_cast<size_t>(launch.lse_bytes);
+  std::shared_ptr<HostBlock> block = HeapBlock(out_bytes + lse_bytes);
+  a.out = {out_shm ? first.out_target.shm : block->data(), static_cast<size_t>(launch.out_bytes)};
+  a.lse = {};
+  if (launch.return_lse) {
+    a.lse = {lse_shm ? first.lse_target.shm : block->data() + out_bytes,
+             static_cast<size_t>(launch.lse_bytes)};
+  }
+  const Clock::time_point t2 = Clock::now();
   RunOptions run_options;
   run_options.num_threads = threads;
-  absl::Status status = Run(options_.backend, req->args, run_options);
-  job->kernel_seconds = std::chrono::duration<double>(Clock::now() - t0).count();
+  run_options.validated = true;  // each request was validated once at the edge; merges are built valid
+  absl::Status status = Run(options_.backend, a, run_options);
+  const Clock::time_point t3 = Clock::now();
+  staged.reset();
   {
     std::lock_guard<std::mutex> lock(memory_mu_);
     memory_used_ -= need;
@@ -76,9 +112,24 @@ void CpuExecutor::RunJob(std::unique_ptr<Job> job) {
   }
   memory_cv_.notify_all();
   running_.fetch_sub(1);
-  job->response->set_backend(backend());
-  job->response->set_device(-1);
-  scheduler_->Complete(std::move(job), status);
+  const double staging_s = std::chrono::duration<double>(t2 - t1).count();
+  const double kernel_s = std::chrono::duration<double>(t3 - t2).count();
+  bool busy_counted = false;
+  SplitOutputs(&launch, block, block->data(), launch.return_lse ? block->data() + out_bytes : nullptr,
+               backend(), -1);
+  for (auto& job : launch.jobs) {
+    if (!job->warmup) {
+      metrics_->IncrementStream(worker_counters_[static_cast<size_t>(worker)]);
+      if (!busy_counted) {
+        metrics_->AddStreamBusy(worker_busy_[static_cast<size_t>(worker)],
+                                std::chrono::duration<double>(t3 - t0).count());
+        busy_counted = true;
+      }
+    }
+    job->staging_seconds = staging_s;
+    job->kernel_seconds = kernel_s;
+    scheduler_->Complete(std::move(job), status);
+  }
 }
 
 }  // namespace hbsa::server

@@ -1,8 +1,11 @@
 // server/cpu_executor.h: the executor for machines without a GPU (and --backend cpu).
 //
-// A pool of worker threads, each taking one job at a time from the Scheduler and running
-// hbsa::Run(kCpu) (or kReference) on it synchronously, with a per-request thread count from
-// CpuThreadsForRequest. Working memory is bounded by a budget (default 4 GiB): a worker waits
+// A pool of worker threads, each taking one job (or one batch of compatible jobs, merged into
+// one launch: batch.h) at a time from the Scheduler and running hbsa::Run(kCpu) (or
+// kReference) on it synchronously, with a per-launch thread count from CpuThreadsForRequest.
+// Inputs are read in place when contiguous (one piece of the received message, or shared
+// memory) and gathered into one heap buffer otherwise; outputs go to a heap block that the
+// response points into (or straight into the caller's shared memory). Working memory is bounded by a budget (default 4 GiB): a worker waits
 // for memory before starting a job that would exceed it (jobs larger than the whole budget are
 // refused at admission by translation).
 #ifndef HBSA_SERVER_CPU_EXECUTOR_H_
@@ -26,6 +29,7 @@ struct CpuExecutorOptions {
   int threads = 0;                  // workers and the most threads one request may use; 0 = hw
   int64_t memory_budget_bytes = 0;  // 0 = 4 GiB
   int test_delay_ms = 0;            // TEST ONLY: sleep per job before computing
+  BatchPolicy batch;                // dynamic batching (off when batch.max_tokens is 0)
 };
 
 class CpuExecutor final : public Executor {
@@ -42,7 +46,7 @@ class CpuExecutor final : public Executor {
 
  private:
   void WorkerLoop(int index);
-  void RunJob(std::unique_ptr<Job> job);
+  void RunLaunch(Launch launch, int worker);
 
   const CpuExecutorOptions options_;
   const int threads_;
@@ -51,6 +55,7 @@ class CpuExecutor final : public Executor {
   Metrics* const metrics_;
   std::vector<std::thread> workers_;
   std::vector<prometheus::Counter*> worker_counters_;
+  std::vector<prometheus::Counter*> worker_busy_;
   std::atomic<bool> stop_{false};
   std::atomic<int> running_{0};
   std::mutex memory_mu_;

@@ -11,14 +11,24 @@
 #include "executor.h"
 #include "metrics.h"
 #include "scheduler.h"
+#include "shm.h"
 
 namespace hbsa::server {
 
 struct CudaExecutorOptions {
   int device = 0;                   // ordinal
-  int streams = 4;                  // streams (and pinned staging slots) on this device
-  int64_t memory_budget_bytes = 0;  // 0 = 80% of the device's free memory at start
+  int streams = 4;                  // CUDA streams on this device
+  int64_t memory_budget_bytes = 0;  // device arena; 0 = 80% of the device's free memory at start
+  int staging_threads = 4;          // host threads staging and issuing requests
+  int64_t host_staging_bytes = 0;   // pinned staging arena; 0 = 4 GiB
+  BatchPolicy batch;                // dynamic batching (off when batch.max_tokens is 0)
+  ShmRegistry* shm = nullptr;       // shared-memory registrations (may be null)
 };
+
+// Hooks that register shared-memory mappings with CUDA (cudaHostRegister) so copies to and from
+// them are DMA without staging; empty functions without CUDA.
+ShmRegistry::MapHook CudaShmMapHook();
+ShmRegistry::UnmapHook CudaShmUnmapHook();
 
 // GPUs visible to this process (0 without a driver, a GPU, or CUDA support in the build).
 int CudaDeviceCount();

@@ -5,6 +5,9 @@ namespace hbsa::server {
 
 int CudaDeviceCount() { return 0; }
 
+ShmRegistry::MapHook CudaShmMapHook() { return nullptr; }
+ShmRegistry::UnmapHook CudaShmUnmapHook() { return nullptr; }
+
 absl::StatusOr<std::unique_ptr<Executor>> MakeCudaExecutor(const CudaExecutorOptions&, Scheduler*,
                                                            Metrics*, FatalHandler) {
   return absl::UnimplementedError("--backend cuda: this hbsa-server was built without CUDA "

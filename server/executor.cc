@@ -3,27 +3,37 @@
 
 namespace hbsa::server {
 
-void PrepareOutputs(v1::AttendResponse* response, TranslatedRequest* request) {
-  AttentionArgs& a = request->args;
-  v1::Tensor* out = response->mutable_out();
-  out->set_dtype(ToProtoDType(a.dtype));
-  out->clear_shape();
-  out->add_shape(a.total_q);
-  out->add_shape(a.num_heads_q);
-  out->add_shape(a.head_dim);
-  std::string* data = out->mutable_data();
-  data->resize(static_cast<size_t>(request->out_bytes));
-  a.out = {data->data(), data->size()};
-  a.lse = {};
-  if (request->return_lse) {
-    v1::Tensor* lse = response->mutable_lse();
-    lse->set_dtype(v1::DTYPE_FLOAT32);
-    lse->clear_shape();
-    lse->add_shape(a.total_q);
-    lse->add_shape(a.num_heads_q);
-    std::string* lse_data = lse->mutable_data();
-    lse_data->resize(static_cast<size_t>(request->lse_bytes));
-    a.lse = {lse_data->data(), lse_data->size()};
+void StageInputs(const Launch& l, char* q_dst, char* k_dst, char* v_dst,
+                 const std::function<bool(const InputBytes&)>& skip) {
+  for (size_t j = 0; j < l.jobs.size(); ++j) {
+    const TranslatedRequest& r = *l.jobs[j]->request;
+    const std::pair<const InputBytes*, char*> parts[3] = {
+        {&r.q, q_dst + l.QOffset(j)}, {&r.k, k_dst + l.KOffset(j)}, {&r.v, v_dst + l.KOffset(j)}};
+    for (const auto& [in, dst] : parts) {
+      if (skip && skip(*in)) continue;
+      in->CopyTo(dst);
+    }
+  }
+}
+
+void SplitOutputs(Launch* l, const std::shared_ptr<HostBlock>& block, const char* out,
+                  const char* lse, const std::string& backend, int device) {
+  for (size_t j = 0; j < l->jobs.size(); ++j) {
+    Job& job = *l->jobs[j];
+    const TranslatedRequest& r = *job.request;
+    JobResult& res = job.result;
+    res.block = block;
+    res.backend = backend;
+    res.device = device;
+    res.batch_size = static_cast<int32_t>(l->jobs.size());
+    if (r.out_target.shm == nullptr && out != nullptr) {
+      res.out = out + l->OutOffset(j);
+      res.out_bytes = static_cast<size_t>(r.out_bytes);
+    }
+    if (r.return_lse && r.lse_target.shm == nullptr && lse != nullptr) {
+      res.lse = lse + l->LseOffset(j);
+      res.lse_bytes = static_cast<size_t>(r.lse_bytes);
+    }
   }
 }
 

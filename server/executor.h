@@ -1,17 +1,21 @@
-// server/executor.h: the interface every executor (CPU, CUDA per GPU) implements.
+// server/executor.h: the interface every executor (CPU, CUDA per GPU) implements, and the
+// staging helpers they share.
 //
-// An executor owns its threads and compute resources, pulls Jobs from the Scheduler, fills
-// each job's response (out, lse, stage seconds) and hands it back through
-// Scheduler::Complete. Nothing here runs on a gRPC thread.
+// An executor owns its threads and compute resources, pulls batches of Jobs from the
+// Scheduler (TakeBatch; one job, or several merged into one Launch, batch.h), stages their
+// inputs, computes, leaves each job's outputs in host memory it owns (JobResult) and hands the
+// jobs back through Scheduler::Complete. Nothing here runs on a gRPC thread.
 #ifndef HBSA_SERVER_EXECUTOR_H_
 #define HBSA_SERVER_EXECUTOR_H_
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "absl/status/status.h"
+#include "batch.h"
 #include "hbsa/v1/attention.pb.h"
 #include "translate.h"
 
@@ -38,9 +42,17 @@ class Executor {
   virtual void Describe(v1::Capabilities* caps) const = 0;
 };
 
-// Writes out (and lse when asked) buffers into `response` sized for `request`, and points the
-// arguments at them. Shared by the executors.
-void PrepareOutputs(v1::AttendResponse* response, TranslatedRequest* request);
+// Copies every job's q, k and v into the merged tensors at q_dst, k_dst and v_dst (one copy
+// per byte: from the received message or shared memory). Skips inputs for which `skip` returns
+// true (e.g. shared memory the device reads directly).
+void StageInputs(const Launch& launch, char* q_dst, char* k_dst, char* v_dst,
+                 const std::function<bool(const InputBytes&)>& skip = nullptr);
+
+// Points each job's result at its rows of the launch's outputs: `out`/`lse` are the merged
+// outputs inside `block` (lse may be null). Jobs whose output went to shared memory get no
+// pointer for it.
+void SplitOutputs(Launch* launch, const std::shared_ptr<HostBlock>& block, const char* out,
+                  const char* lse, const std::string& backend, int device);
 
 }  // namespace hbsa::server
 

@@ -28,6 +28,7 @@
 #include "metrics.h"
 #include "scheduler.h"
 #include "service.h"
+#include "shm.h"
 #include "warmup.h"
 
 #ifndef HBSA_VERSION
@@ -84,9 +85,16 @@ BackendChoice ResolveBackend(BackendChoice choice) {
   return CudaDeviceCount() > 0 ? BackendChoice::kCuda : BackendChoice::kCpu;
 }
 
+BatchPolicy Batching(const ServerConfig& config) {
+  BatchPolicy p;
+  p.max_tokens = config.batch_max_tokens;
+  p.max_delay = std::chrono::microseconds(config.batch_max_delay_us);
+  return p;
+}
+
 // Creates the executors for the resolved backend `choice`.
 absl::Status MakeExecutors(const ServerConfig& config, BackendChoice choice, Scheduler* scheduler,
-                           Metrics* metrics, FatalHandler on_fatal,
+                           Metrics* metrics, ShmRegistry* shm, FatalHandler on_fatal,
                            std::vector<std::unique_ptr<Executor>>* out) {
   if (choice == BackendChoice::kCuda) {
     const int count = CudaDeviceCount();
@@ -104,6 +112,10 @@ absl::Status MakeExecutors(const ServerConfig& config, BackendChoice choice, Sch
       o.device = d;
       o.streams = config.streams_per_device;
       o.memory_budget_bytes = config.memory_budget_bytes;
+      o.staging_threads = config.staging_threads;
+      o.host_staging_bytes = config.host_staging_bytes;
+      o.batch = Batching(config);
+      o.shm = shm;
       absl::StatusOr<std::unique_ptr<Executor>> e = MakeCudaExecutor(o, scheduler, metrics, on_fatal);
       if (!e.ok()) return e.status();
       out->push_back(std::move(*e));
@@ -115,6 +127,7 @@ absl::Status MakeExecutors(const ServerConfig& config, BackendChoice choice, Sch
   o.threads = config.cpu_threads;
   o.memory_budget_bytes = config.memory_budget_bytes;
   o.test_delay_ms = config.test_executor_delay_ms;
+  o.batch = Batching(config);
   out->push_back(std::make_unique<CpuExecutor>(o, scheduler, metrics));
   return absl::OkStatus();
 }
@@ -143,8 +156,11 @@ int Serve(const ServerConfig& config, const sigset_t& signals) {
     return kExitConfig;
   }
   Scheduler scheduler(config.queue_length, &metrics);
+  // Shared-memory registrations; the CUDA executor pins them for DMA (hooks set below).
+  ShmRegistry shm(choice == BackendChoice::kCuda ? CudaShmMapHook() : ShmRegistry::MapHook(),
+                  choice == BackendChoice::kCuda ? CudaShmUnmapHook() : ShmRegistry::UnmapHook());
   std::vector<std::unique_ptr<Executor>> executors;
-  if (absl::Status s = MakeExecutors(config, choice, &scheduler, &metrics, on_fatal, &executors);
+  if (absl::Status s = MakeExecutors(config, choice, &scheduler, &metrics, &shm, on_fatal, &executors);
       !s.ok()) {
     spdlog::error("{}", std::string(s.message()));
     return kExitConfig;
@@ -165,7 +181,7 @@ int Serve(const ServerConfig& config, const sigset_t& signals) {
   options.limits.memory_budget_bytes = budget;
   options.stream_max_inflight = config.stream_max_inflight;
   options.capabilities = BuildCapabilities(config, executors.front()->backend(), executors, budget);
-  AttentionService service(options, &scheduler, &metrics);
+  AttentionService service(options, &scheduler, &metrics, &shm);
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();

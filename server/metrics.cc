@@ -36,10 +36,20 @@ Metrics::Metrics(absl::string_view version, absl::string_view backend)
     request_duration_->Add({{"method", method}}, LatencyBuckets());
   }
   auto& stages = BuildHistogram().Name("hbsa_stage_duration_seconds")
-                     .Help("Time per stage of a request: queue wait, host-to-device, kernel, device-to-host")
+                     .Help("Time per stage of a request: queue wait, parse (wire bytes to validated "
+                           "request), staging (request bytes to staging memory), host-to-device, "
+                           "kernel, device-to-host, response (output to response message)")
                      .Register(*registry_);
-  const char* stage_names[4] = {"queue", "h2d", "kernel", "d2h"};
-  for (int i = 0; i < 4; ++i) stage_[i] = &stages.Add({{"stage", stage_names[i]}}, LatencyBuckets());
+  const char* stage_names[kNumStages] = {"queue", "h2d", "kernel", "d2h", "parse", "staging", "response"};
+  for (int i = 0; i < kNumStages; ++i) stage_[i] = &stages.Add({{"stage", stage_names[i]}}, LatencyBuckets());
+  batch_size_ = &BuildHistogram().Name("hbsa_batch_size_requests")
+                     .Help("Requests merged into the launch that computed each successful request (1 = alone)")
+                     .Register(*registry_)
+                     .Add({}, prometheus::Histogram::BucketBoundaries{1, 2, 4, 8, 16, 32, 64, 128});
+  stream_busy_ = &BuildCounter().Name("hbsa_stream_busy_seconds_total")
+                      .Help("Seconds each CUDA stream (or CPU worker thread) spent on requests, from its "
+                            "first copy to its last (device time by CUDA events)")
+                      .Register(*registry_);
   received_bytes_ = &BuildCounter().Name("hbsa_received_bytes_total")
                          .Help("Request payload bytes received").Register(*registry_).Add({});
   sent_bytes_ = &BuildCounter().Name("hbsa_sent_bytes_total")
@@ -110,5 +120,15 @@ prometheus::Counter* Metrics::StreamCounter(const std::string& device, int strea
 }
 
 void Metrics::IncrementStream(prometheus::Counter* counter) { counter->Increment(); }
+
+prometheus::Counter* Metrics::StreamBusyCounter(const std::string& device, int stream) {
+  return &stream_busy_->Add({{"device", device}, {"stream", absl::StrCat(stream)}});
+}
+
+void Metrics::AddStreamBusy(prometheus::Counter* counter, double seconds) {
+  if (seconds > 0) counter->Increment(seconds);
+}
+
+void Metrics::ObserveBatchSize(int requests) { batch_size_->Observe(requests); }
 
 }  // namespace hbsa::server

@@ -30,7 +30,13 @@ class Family;
 namespace hbsa::server {
 
 // Stages of one request, for hbsa_stage_duration_seconds{stage}.
-enum class Stage { kQueue = 0, kHostToDevice = 1, kKernel = 2, kDeviceToHost = 3 };
+enum class Stage {
+  kQueue = 0, kHostToDevice = 1, kKernel = 2, kDeviceToHost = 3,
+  kParse = 4,     // wire bytes -> validated request
+  kStaging = 5,   // request bytes -> staging memory
+  kResponse = 6,  // output -> response message
+};
+inline constexpr int kNumStages = 7;
 
 class Metrics {
  public:
@@ -61,13 +67,20 @@ class Metrics {
   // Counter of requests run by one CUDA stream or CPU worker; create once, then Increment().
   prometheus::Counter* StreamCounter(const std::string& device, int stream);
   void IncrementStream(prometheus::Counter* counter);
+  // Seconds one CUDA stream (or CPU worker) was busy with requests; create once, then Add.
+  prometheus::Counter* StreamBusyCounter(const std::string& device, int stream);
+  void AddStreamBusy(prometheus::Counter* counter, double seconds);
+  // Requests merged into the launch that computed one successful request.
+  void ObserveBatchSize(int requests);
 
  private:
   std::shared_ptr<prometheus::Registry> registry_;
   std::unique_ptr<prometheus::Exposer> exposer_;
   prometheus::Family<prometheus::Counter>* requests_;
   prometheus::Family<prometheus::Histogram>* request_duration_;
-  prometheus::Histogram* stage_[4];
+  prometheus::Histogram* stage_[kNumStages];
+  prometheus::Histogram* batch_size_;
+  prometheus::Family<prometheus::Counter>* stream_busy_;
   prometheus::Counter* received_bytes_;
   prometheus::Counter* sent_bytes_;
   prometheus::Gauge* queue_depth_;

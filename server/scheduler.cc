@@ -4,6 +4,8 @@
 #include <utility>
 #include <vector>
 
+#include <algorithm>
+
 #include "hbsa/attention.h"
 
 namespace hbsa::server {
@@ -17,7 +19,7 @@ Scheduler::Scheduler(int queue_length, Metrics* metrics)
     : queue_length_(static_cast<size_t>(queue_length < 1 ? 1 : queue_length)), metrics_(metrics) {}
 
 absl::Status Scheduler::Submit(std::unique_ptr<Job>* job) {
-  std::lock_guard<std::mutex> lock(mu_);
+  std::unique_lock<std::mutex> lock(mu_);
   if (draining_ || stopped_) {
     return absl::UnavailableError("server is draining (shutting down); retry on another server");
   }
@@ -26,11 +28,24 @@ absl::Status Scheduler::Submit(std::unique_ptr<Job>* job) {
         "admission queue is full (--queue-length " + std::to_string(queue_length_) + "); retry later");
   }
   (*job)->admitted = Clock::now();
-  queue_.push_back(std::move(*job));
   ++inflight_;
+  if (fast_lane_ && queue_.empty()) {
+    PublishLocked();
+    lock.unlock();
+    (*job)->started = Clock::now();
+    if (fast_lane_(job)) return absl::OkStatus();
+    (*job)->started = Clock::time_point{};
+    lock.lock();
+  }
+  queue_.push_back(std::move(*job));
   PublishLocked();
   work_cv_.notify_one();
   return absl::OkStatus();
+}
+
+void Scheduler::SetFastLane(FastLane lane) {
+  std::lock_guard<std::mutex> lock(mu_);
+  fast_lane_ = std::move(lane);
 }
 
 absl::Status Scheduler::Runnable(const Job& job) {
@@ -65,34 +80,107 @@ std::unique_ptr<Job> Scheduler::Take(Clock::duration timeout) {
   }
 }
 
+std::vector<std::unique_ptr<Job>> Scheduler::TakeBatch(Clock::duration timeout,
+                                                       const BatchPolicy& policy) {
+  std::vector<std::unique_ptr<Job>> batch;
+  if (policy.max_tokens <= 0) {
+    if (std::unique_ptr<Job> job = Take(timeout); job != nullptr) batch.push_back(std::move(job));
+    return batch;
+  }
+  const Clock::time_point until = Clock::now() + timeout;
+  std::vector<std::unique_ptr<Job>> expired;
+  {
+    std::unique_lock<std::mutex> lock(mu_);
+    while (batch.empty()) {
+      work_cv_.wait_until(lock, until, [&] { return stopped_ || !queue_.empty(); });
+      if (stopped_ || queue_.empty()) break;
+      std::unique_ptr<Job> job = std::move(queue_.front());
+      queue_.pop_front();
+      job->started = Clock::now();
+      if (!Runnable(*job).ok()) {
+        expired.push_back(std::move(job));
+        continue;
+      }
+      batch.push_back(std::move(job));
+    }
+    if (!batch.empty() && MayBatch(*batch.front()->request)) {
+      int64_t q_tokens = batch.front()->request->args.total_q;
+      int64_t k_tokens = batch.front()->request->args.total_k;
+      GatherLocked(policy, &batch, &q_tokens, &k_tokens);
+      // Wait for companions while the batch has room, up to max_delay after the oldest
+      // admission and never past a member's deadline.
+      Clock::time_point wait_end = batch.front()->admitted + policy.max_delay;
+      for (const auto& j : batch) {
+        if (j->deadline.has_value()) wait_end = std::min(wait_end, *j->deadline);
+      }
+      while (!stopped_ && q_tokens < policy.max_tokens && k_tokens < policy.max_tokens &&
+             Clock::now() < wait_end) {
+        const size_t before = queue_.size();
+        work_cv_.wait_until(lock, wait_end, [&] { return stopped_ || queue_.size() != before; });
+        GatherLocked(policy, &batch, &q_tokens, &k_tokens);
+      }
+    }
+    PublishLocked();
+  }
+  for (auto& job : expired) {
+    const absl::Status why = Runnable(*job);
+    Complete(std::move(job), why);
+  }
+  const Clock::time_point now = Clock::now();
+  for (auto& job : batch) {
+    if (job->started == Clock::time_point{}) job->started = now;
+  }
+  return batch;
+}
+
+void Scheduler::GatherLocked(const BatchPolicy& policy, std::vector<std::unique_ptr<Job>>* batch,
+                             int64_t* q_tokens, int64_t* k_tokens) {
+  const TranslatedRequest& head = *batch->front()->request;
+  for (auto it = queue_.begin(); it != queue_.end();) {
+    const TranslatedRequest& r = *(*it)->request;
+    if (!Batchable(head, r) || *q_tokens + r.args.total_q > policy.max_tokens ||
+        *k_tokens + r.args.total_k > policy.max_tokens || !Runnable(**it).ok()) {
+      ++it;
+      continue;
+    }
+    *q_tokens += r.args.total_q;
+    *k_tokens += r.args.total_k;
+    (*it)->started = Clock::now();
+    batch->push_back(std::move(*it));
+    it = queue_.erase(it);
+  }
+}
+
 void Scheduler::Complete(std::unique_ptr<Job> job, const absl::Status& status) {
   const Clock::time_point now = Clock::now();
   if (job->started == Clock::time_point{}) job->started = now;
   const double queue_s = Seconds(job->started - job->admitted);
   if (!job->warmup) metrics_->ObserveStage(Stage::kQueue, queue_s);
   if (status.ok()) {
-    v1::StageTimings* t = job->response->mutable_timings();
-    t->set_queue_seconds(queue_s);
-    t->set_host_to_device_seconds(job->h2d_seconds);
-    t->set_kernel_seconds(job->kernel_seconds);
-    t->set_device_to_host_seconds(job->d2h_seconds);
-    t->set_total_seconds(Seconds(now - job->received));
+    v1::StageTimings& t = job->timings;
+    t.set_queue_seconds(queue_s);
+    t.set_parse_seconds(job->parse_seconds);
+    t.set_staging_seconds(job->staging_seconds);
+    t.set_host_to_device_seconds(job->h2d_seconds);
+    t.set_kernel_seconds(job->kernel_seconds);
+    t.set_device_to_host_seconds(job->d2h_seconds);
+    t.set_batch_size(job->result.batch_size);
+    t.set_total_seconds(Seconds(now - job->received));
   }
   if (status.ok() && !job->warmup) {
+    metrics_->ObserveStage(Stage::kParse, job->parse_seconds);
+    metrics_->ObserveStage(Stage::kStaging, job->staging_seconds);
     if (job->h2d_seconds > 0) metrics_->ObserveStage(Stage::kHostToDevice, job->h2d_seconds);
     metrics_->ObserveStage(Stage::kKernel, job->kernel_seconds);
     if (job->d2h_seconds > 0) metrics_->ObserveStage(Stage::kDeviceToHost, job->d2h_seconds);
     const AttentionArgs& a = job->request->args;
-    metrics_->AddWork(a.total_q, a.total_k,
-                      4.0 * a.head_dim * static_cast<double>(AllowedPairs(a)));
+    metrics_->AddWork(a.total_q, a.total_k, job->request->facts.flops);
+    metrics_->ObserveBatchSize(job->result.batch_size);
   }
-  if (!status.ok()) {
-    job->response->clear_out();
-    job->response->clear_lse();
-  }
-  std::function<void(const absl::Status&)> done = std::move(job->done);
-  job.reset();  // release buffers before the call is finished
-  done(status);
+  if (!status.ok()) job->result = JobResult{};
+  std::function<void(const absl::Status&, Job&)> done = std::move(job->done);
+  done(status, *job);
+  job.reset();  // release the request's buffers (the response keeps the output block)
   std::lock_guard<std::mutex> lock(mu_);
   --inflight_;
   PublishLocked();

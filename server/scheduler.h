@@ -4,7 +4,7 @@
 // draining server with UNAVAILABLE, so nothing admitted is ever dropped silently. Executors
 // Take jobs in arrival order; Take completes (and skips) jobs whose client cancelled or whose
 // deadline passed while they waited, so no compute is spent on them. Complete is the single
-// exit of every admitted job: it fills the response timings, records stage and work metrics
+// exit of every admitted job: it fills the job's timings, records stage and work metrics
 // and calls the job's `done`. Thread-safe.
 #ifndef HBSA_SERVER_SCHEDULER_H_
 #define HBSA_SERVER_SCHEDULER_H_
@@ -12,10 +12,12 @@
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <mutex>
 
 #include "absl/status/status.h"
+#include "batch.h"
 #include "job.h"
 #include "metrics.h"
 
@@ -32,9 +34,23 @@ class Scheduler {
   // draining or stopped, RESOURCE_EXHAUSTED when `queue_length` jobs already wait.
   absl::Status Submit(std::unique_ptr<Job>* job);
 
+  // An executor's fast lane: offered each admitted job while nothing waits in the queue; it
+  // starts the job on the calling (gRPC) thread when that needs no waiting at all (a small
+  // request, a free stream, memory at hand: only asynchronous work is issued) and returns
+  // true, or leaves *job untouched and returns false, and the job is queued as usual. It saves
+  // the hand-off to an executor thread, which dominates the latency of small requests.
+  using FastLane = std::function<bool(std::unique_ptr<Job>* job)>;
+  void SetFastLane(FastLane lane);
+
   // The oldest runnable job, waiting up to `timeout` for one; nullptr on timeout or once
   // stopped. Marks the job started.
   std::unique_ptr<Job> Take(Clock::duration timeout);
+
+  // The oldest runnable job and, under `policy`, the queued jobs that may share its launch
+  // (Batchable), in arrival order, with at most policy.max_tokens query and key tokens in all.
+  // When the batch is not full it waits for more up to policy.max_delay after the oldest job's
+  // admission, never past a member's deadline. Empty on timeout or once stopped.
+  std::vector<std::unique_ptr<Job>> TakeBatch(Clock::duration timeout, const BatchPolicy& policy);
 
   // OK when `job` may still run; CANCELLED or DEADLINE_EXCEEDED otherwise. Executors call it
   // again right before launch when they held a job back (e.g. waiting for memory).
@@ -56,6 +72,9 @@ class Scheduler {
 
  private:
   void PublishLocked();
+  // Moves queued jobs compatible with batch->front() into *batch while they fit the budget.
+  void GatherLocked(const BatchPolicy& policy, std::vector<std::unique_ptr<Job>>* batch,
+                    int64_t* q_tokens, int64_t* k_tokens);
 
   const size_t queue_length_;
   Metrics* const metrics_;
@@ -66,6 +85,7 @@ class Scheduler {
   int64_t inflight_ = 0;
   bool draining_ = false;
   bool stopped_ = false;
+  FastLane fast_lane_;  // set once before serving
 };
 
 }  // namespace hbsa::server

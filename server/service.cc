@@ -4,6 +4,7 @@
 #include <deque>
 #include <mutex>
 #include <utility>
+#include <vector>
 
 #include <spdlog/spdlog.h>
 
@@ -12,43 +13,58 @@
 namespace hbsa::server {
 namespace {
 
+double Since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
 // One Attend call: admitted in the constructor, finished by whoever completes the job.
 class AttendCall final : public grpc::ServerUnaryReactor {
  public:
   AttendCall(AttentionService* service, grpc::CallbackServerContext* context,
-             const v1::AttendRequest* request, v1::AttendResponse* response)
-      : service_(service), request_(request), response_(response),
-        flags_(std::make_shared<CallFlags>()) {
+             const grpc::ByteBuffer* request, grpc::ByteBuffer* response)
+      : service_(service), response_(response), flags_(std::make_shared<CallFlags>()) {
     const Clock::time_point received = Clock::now();
-    absl::Status s = service->Admit("Attend", *request, response, flags_, DeadlineOf(*context),
-                                    received, [this, received](const absl::Status& st) {
-                                      Done(st, received);
-                                    });
+    absl::StatusOr<std::shared_ptr<ParsedRequest>> parsed = ParseReceived(*request);
+    if (!parsed.ok()) {
+      Fail(parsed.status(), received);
+      return;
+    }
+    request_id_ = (*parsed)->meta.request_id();
+    absl::Status s = service->Admit("Attend", std::move(*parsed), flags_, DeadlineOf(*context),
+                                    received, [this](const absl::Status& st, Job& job) { Done(st, job); });
     // On success the call may already be finished and deleted here: touch nothing.
-    if (!s.ok()) Done(s, received);
+    if (!s.ok()) Fail(s, received);
   }
 
   void OnCancel() override { flags_->cancelled.store(true); }
   void OnDone() override { delete this; }
 
  private:
-  void Done(const absl::Status& status, Clock::time_point received) {
-    response_->set_request_id(request_->request_id());
-    service_->RecordOutcome("Attend", request_->request_id(), status, received,
-                            status.ok() ? static_cast<int64_t>(response_->ByteSizeLong()) : 0);
+  void Done(const absl::Status& status, Job& job) {
+    if (!status.ok()) {
+      Fail(status, job.received);
+      return;
+    }
+    const Clock::time_point t0 = Clock::now();
+    *response_ = ResponseOf(job);
+    if (!job.warmup) service_->metrics()->ObserveStage(Stage::kResponse, Since(t0));
+    service_->RecordOutcome("Attend", request_id_, status, job.received,
+                            static_cast<int64_t>(response_->Length()));
+    Finish(grpc::Status::OK);
+  }
+
+  void Fail(const absl::Status& status, Clock::time_point received) {
+    service_->RecordOutcome("Attend", request_id_, status, received, 0);
     Finish(ToGrpcStatus(status));
   }
 
   AttentionService* const service_;
-  const v1::AttendRequest* const request_;
-  v1::AttendResponse* const response_;
+  grpc::ByteBuffer* const response_;
   std::shared_ptr<CallFlags> flags_;
+  std::string request_id_;
 };
 
 // One AttendStream call. State is guarded by mu_; gRPC callbacks and job completions arrive
 // on different threads.
-class AttendStreamCall final
-    : public grpc::ServerBidiReactor<v1::AttendRequest, v1::AttendResponse> {
+class AttendStreamCall final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer> {
  public:
   AttendStreamCall(AttentionService* service, grpc::CallbackServerContext* context)
       : service_(service), deadline_(DeadlineOf(*context)), flags_(std::make_shared<CallFlags>()) {
@@ -64,17 +80,25 @@ class AttendStreamCall final
       MaybeFinishLocked();
       return;
     }
-    // An entry lives until its response is written (or dropped).
-    auto* entry = new Entry{std::move(reading_), std::make_unique<v1::AttendResponse>(), Clock::now()};
+    const Clock::time_point received = Clock::now();
+    grpc::ByteBuffer bytes;
     {
       std::lock_guard<std::mutex> lock(mu_);
+      bytes.Swap(&reading_);
       read_pending_ = false;
       ++outstanding_;
     }
-    absl::Status s = service_->Admit("AttendStream", *entry->request, entry->response.get(), flags_,
-                                     deadline_, entry->received,
-                                     [this, entry](const absl::Status& st) { JobDone(entry, st); });
-    if (!s.ok()) JobDone(entry, s);
+    absl::StatusOr<std::shared_ptr<ParsedRequest>> parsed = ParseReceived(bytes);
+    bytes.Clear();  // the parsed request holds its own references to the slices
+    if (!parsed.ok()) {
+      Answer("", parsed.status(), nullptr, received);
+    } else {
+      std::string id = (*parsed)->meta.request_id();
+      absl::Status s = service_->Admit(
+          "AttendStream", std::move(*parsed), flags_, deadline_, received,
+          [this, id](const absl::Status& st, Job& job) { Answer(id, st, &job, job.received); });
+      if (!s.ok()) Answer(id, s, nullptr, received);
+    }
     std::lock_guard<std::mutex> lock(mu_);
     MaybeReadLocked();
   }
@@ -88,7 +112,7 @@ class AttendStreamCall final
       outstanding_ -= static_cast<int>(writes_.size());
       writes_.clear();
     }
-    if (!writes_.empty()) StartWrite(writes_.front().get());
+    if (!writes_.empty()) StartWrite(&writes_.front());
     MaybeReadLocked();
     MaybeFinishLocked();
   }
@@ -97,38 +121,36 @@ class AttendStreamCall final
   void OnDone() override { delete this; }
 
  private:
-  struct Entry {
-    std::unique_ptr<v1::AttendRequest> request;
-    std::unique_ptr<v1::AttendResponse> response;
-    Clock::time_point received;
-  };
-
-  void JobDone(Entry* entry, const absl::Status& status) {
-    std::unique_ptr<Entry> owned(entry);
-    v1::AttendResponse* r = owned->response.get();
-    r->set_request_id(owned->request->request_id());
-    if (!status.ok()) {
-      r->clear_out();
-      r->clear_lse();
-      r->mutable_error()->set_code(static_cast<int>(ToGrpcStatus(status).error_code()));
-      r->mutable_error()->set_message(std::string(status.message()));
+  // Queues the response of one streamed request: outputs, or `error` when it failed.
+  void Answer(const std::string& id, const absl::Status& status, const Job* job,
+              Clock::time_point received) {
+    grpc::ByteBuffer out;
+    if (status.ok()) {
+      const Clock::time_point t0 = Clock::now();
+      out = ResponseOf(*job);
+      service_->metrics()->ObserveStage(Stage::kResponse, Since(t0));
+    } else {
+      v1::AttendResponse r;
+      r.set_request_id(id);
+      r.mutable_error()->set_code(static_cast<int>(ToGrpcStatus(status).error_code()));
+      r.mutable_error()->set_message(std::string(status.message()));
+      out = SerializeSmall(r);
     }
-    service_->RecordOutcome("AttendStream", owned->request->request_id(), status, owned->received,
-                            static_cast<int64_t>(r->ByteSizeLong()));
+    service_->RecordOutcome("AttendStream", id, status, received, static_cast<int64_t>(out.Length()));
     std::lock_guard<std::mutex> lock(mu_);
     if (broken_) {
       --outstanding_;
       MaybeFinishLocked();
       return;
     }
-    writes_.push_back(std::move(owned->response));
-    if (writes_.size() == 1) StartWrite(writes_.front().get());
+    writes_.push_back(std::move(out));
+    if (writes_.size() == 1) StartWrite(&writes_.front());
   }
 
   void StartReadLocked() {
-    reading_ = std::make_unique<v1::AttendRequest>();
+    reading_.Clear();
     read_pending_ = true;
-    StartRead(reading_.get());
+    StartRead(&reading_);
   }
 
   // Starts the next read unless one is pending, the client closed, or the stream is at its
@@ -149,8 +171,8 @@ class AttendStreamCall final
   const std::optional<Clock::time_point> deadline_;
   std::shared_ptr<CallFlags> flags_;
   std::mutex mu_;
-  std::unique_ptr<v1::AttendRequest> reading_;            // target of the pending Read
-  std::deque<std::unique_ptr<v1::AttendResponse>> writes_; // front is being written
+  grpc::ByteBuffer reading_;              // target of the pending Read
+  std::deque<grpc::ByteBuffer> writes_;   // front is being written
   int outstanding_ = 0;  // read and not yet written (admitted, refused or queued for writing)
   bool read_pending_ = false;
   bool reads_done_ = false;  // the client half-closed (or the call ended)
@@ -160,6 +182,46 @@ class AttendStreamCall final
 
 }  // namespace
 
+absl::StatusOr<std::shared_ptr<ParsedRequest>> ParseReceived(const grpc::ByteBuffer& buffer) {
+  auto slices = std::make_shared<std::vector<grpc::Slice>>();
+  if (!buffer.Dump(slices.get()).ok()) {
+    return absl::InvalidArgumentError("request is not a valid hbsa.v1.AttendRequest: unreadable bytes");
+  }
+  std::vector<Fragment> fragments;
+  fragments.reserve(slices->size());
+  for (const grpc::Slice& s : *slices) {
+    if (s.size() > 0) fragments.push_back({reinterpret_cast<const char*>(s.begin()), s.size()});
+  }
+  auto parsed = std::make_shared<ParsedRequest>();
+  if (absl::Status s = ParseAttendRequest(fragments, parsed.get()); !s.ok()) return s;
+  parsed->keepalive = std::move(slices);
+  return parsed;
+}
+
+grpc::ByteBuffer ResponseOf(const Job& job) {
+  const TranslatedRequest& r = *job.request;
+  const AttentionArgs& a = r.args;
+  ResponseParts p;
+  p.request_id = r.request_id;
+  p.dtype = r.wire_dtype;
+  p.out_shape[0] = a.total_q;
+  p.out_shape[1] = a.num_heads_q;
+  p.out_shape[2] = a.head_dim;
+  p.out = job.result.out;
+  p.out_bytes = job.result.out_bytes;
+  p.has_lse = r.return_lse;
+  p.lse_shape[0] = a.total_q;
+  p.lse_shape[1] = a.num_heads_q;
+  p.lse = job.result.lse;
+  p.lse_bytes = job.result.lse_bytes;
+  p.owner = job.result.block;
+  p.timings = job.timings;
+  p.backend = job.result.backend;
+  p.device = job.result.device;
+  p.kernel = job.result.kernel;
+  return BuildAttendResponse(p);
+}
+
 std::optional<Clock::time_point> DeadlineOf(const grpc::CallbackServerContext& context) {
   const auto d = context.deadline();
   if (d == std::chrono::system_clock::time_point::max()) return std::nullopt;
@@ -167,16 +229,17 @@ std::optional<Clock::time_point> DeadlineOf(const grpc::CallbackServerContext& c
   return Clock::now() + std::chrono::duration_cast<Clock::duration>(left);
 }
 
-AttentionService::AttentionService(ServiceOptions options, Scheduler* scheduler, Metrics* metrics)
-    : options_(std::move(options)), scheduler_(scheduler), metrics_(metrics) {}
+AttentionService::AttentionService(ServiceOptions options, Scheduler* scheduler, Metrics* metrics,
+                                   ShmRegistry* shm)
+    : options_(std::move(options)), scheduler_(scheduler), metrics_(metrics), shm_(shm) {}
 
 grpc::ServerUnaryReactor* AttentionService::Attend(grpc::CallbackServerContext* context,
-                                                   const v1::AttendRequest* request,
-                                                   v1::AttendResponse* response) {
+                                                   const grpc::ByteBuffer* request,
+                                                   grpc::ByteBuffer* response) {
   return new AttendCall(this, context, request, response);
 }
 
-grpc::ServerBidiReactor<v1::AttendRequest, v1::AttendResponse>* AttentionService::AttendStream(
+grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* AttentionService::AttendStream(
     grpc::CallbackServerContext* context) {
   return new AttendStreamCall(this, context);
 }
@@ -193,25 +256,50 @@ grpc::ServerUnaryReactor* AttentionService::GetCapabilities(grpc::CallbackServer
   return reactor;
 }
 
-absl::Status AttentionService::Admit(const char* method, const v1::AttendRequest& request,
-                                     v1::AttendResponse* response, std::shared_ptr<CallFlags> flags,
+grpc::ServerUnaryReactor* AttentionService::RegisterSharedMemory(
+    grpc::CallbackServerContext* context, const v1::RegisterSharedMemoryRequest* request,
+    v1::RegisterSharedMemoryResponse*) {
+  const Clock::time_point received = Clock::now();
+  absl::Status s = shm_ != nullptr ? shm_->Register(*request)
+                                   : absl::UnimplementedError("shared memory is not available");
+  RecordOutcome("RegisterSharedMemory", request->name(), s, received, 0);
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  reactor->Finish(ToGrpcStatus(s));
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* AttentionService::UnregisterSharedMemory(
+    grpc::CallbackServerContext* context, const v1::UnregisterSharedMemoryRequest* request,
+    v1::UnregisterSharedMemoryResponse*) {
+  const Clock::time_point received = Clock::now();
+  absl::Status s = shm_ != nullptr ? shm_->Unregister(request->name())
+                                   : absl::UnimplementedError("shared memory is not available");
+  RecordOutcome("UnregisterSharedMemory", request->name(), s, received, 0);
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  reactor->Finish(ToGrpcStatus(s));
+  return reactor;
+}
+
+absl::Status AttentionService::Admit(const char* method, std::shared_ptr<const ParsedRequest> request,
+                                     std::shared_ptr<CallFlags> flags,
                                      std::optional<Clock::time_point> deadline,
-                                     Clock::time_point received,
-                                     std::function<void(const absl::Status&)> done) {
-  metrics_->AddReceivedBytes(static_cast<int64_t>(request.ByteSizeLong()));
+                                     Clock::time_point received, DoneFn done) {
+  metrics_->AddReceivedBytes(request->wire_bytes);
   if (scheduler_->draining()) {
     return absl::UnavailableError("server is draining (shutting down); retry on another server");
   }
-  absl::StatusOr<std::unique_ptr<TranslatedRequest>> translated = Translate(request, options_.limits);
+  std::string request_id = request->meta.request_id();
+  absl::StatusOr<std::unique_ptr<TranslatedRequest>> translated =
+      Translate(std::move(request), options_.limits, shm_);
   if (!translated.ok()) return translated.status();
   auto job = std::make_unique<Job>();
   job->method = method;
-  job->request_id = request.request_id();
+  job->request_id = std::move(request_id);
   job->request = std::move(*translated);
-  job->response = response;
   job->flags = std::move(flags);
   job->deadline = deadline;
   job->received = received;
+  job->parse_seconds = Since(received);
   job->done = std::move(done);
   return scheduler_->Submit(&job);
 }
@@ -220,7 +308,7 @@ void AttentionService::RecordOutcome(const char* method, const std::string& requ
                                      const absl::Status& status, Clock::time_point received,
                                      int64_t response_bytes) {
   const grpc::StatusCode code = ToGrpcStatus(status).error_code();
-  const double seconds = std::chrono::duration<double>(Clock::now() - received).count();
+  const double seconds = Since(received);
   metrics_->RecordRequest(method, code, seconds);
   metrics_->AddSentBytes(response_bytes);
   if (!status.ok()) {

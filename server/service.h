@@ -1,9 +1,14 @@
 // server/service.h: the RPC edge, hbsa.v1.Attention on gRPC's callback API.
 //
-// A thin `final` service class. Handlers never block on compute: they translate and validate
-// the request, hand a Job to the Scheduler and return; the executor thread that completes the
-// job finishes the call (unary) or queues the response write (stream). Every outcome, refused
-// or computed, is counted in metrics and failures are logged once with their reason.
+// A thin `final` service class. Attend and AttendStream are raw methods: gRPC hands them the
+// request's received bytes (grpc::ByteBuffer slices), which ParseAttendRequest reads in place
+// (wire_request.h), and they answer with a ByteBuffer framed around the executor's output
+// memory (wire_response.h), so no tensor byte is copied at the edge. Handlers never block on
+// compute: they parse, translate and validate the request, hand a Job to the Scheduler and
+// return; the executor thread that completes the job finishes the call (unary) or queues the
+// response write (stream). Every outcome, refused or computed, is counted in metrics and
+// failures are logged once with their reason. Status values are mapped to grpc::Status in one
+// place (status_map.h).
 //
 // AttendStream: one response per request, an `error` field instead of outputs on failure (the
 // stream continues); at most `stream_max_inflight` requests of a stream read and not yet
@@ -24,6 +29,7 @@
 #include "job.h"
 #include "metrics.h"
 #include "scheduler.h"
+#include "shm.h"
 #include "translate.h"
 
 namespace hbsa::server {
@@ -34,26 +40,39 @@ struct ServiceOptions {
   v1::Capabilities capabilities;    // answer of GetCapabilities
 };
 
-class AttentionService final : public v1::Attention::CallbackService {
+using AttentionServiceBase = v1::Attention::WithRawCallbackMethod_Attend<
+    v1::Attention::WithRawCallbackMethod_AttendStream<
+        v1::Attention::WithCallbackMethod_GetCapabilities<
+            v1::Attention::WithCallbackMethod_RegisterSharedMemory<
+                v1::Attention::WithCallbackMethod_UnregisterSharedMemory<v1::Attention::Service>>>>>;
+
+class AttentionService final : public AttentionServiceBase {
  public:
-  AttentionService(ServiceOptions options, Scheduler* scheduler, Metrics* metrics);
+  // `shm` (may be null: shared memory refused) outlives the service.
+  AttentionService(ServiceOptions options, Scheduler* scheduler, Metrics* metrics, ShmRegistry* shm);
 
   grpc::ServerUnaryReactor* Attend(grpc::CallbackServerContext* context,
-                                   const v1::AttendRequest* request,
-                                   v1::AttendResponse* response) override;
-  grpc::ServerBidiReactor<v1::AttendRequest, v1::AttendResponse>* AttendStream(
+                                   const grpc::ByteBuffer* request,
+                                   grpc::ByteBuffer* response) override;
+  grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* AttendStream(
       grpc::CallbackServerContext* context) override;
   grpc::ServerUnaryReactor* GetCapabilities(grpc::CallbackServerContext* context,
                                             const v1::GetCapabilitiesRequest* request,
                                             v1::Capabilities* response) override;
+  grpc::ServerUnaryReactor* RegisterSharedMemory(grpc::CallbackServerContext* context,
+                                                 const v1::RegisterSharedMemoryRequest* request,
+                                                 v1::RegisterSharedMemoryResponse* response) override;
+  grpc::ServerUnaryReactor* UnregisterSharedMemory(grpc::CallbackServerContext* context,
+                                                   const v1::UnregisterSharedMemoryRequest* request,
+                                                   v1::UnregisterSharedMemoryResponse* response) override;
 
-  // Used by the calls (service.cc) and by warm-up: translate, validate and submit one request.
-  // On OK the job is admitted and `done` will be called exactly once; on error nothing was
-  // admitted and `done` is never called.
-  absl::Status Admit(const char* method, const v1::AttendRequest& request,
-                     v1::AttendResponse* response, std::shared_ptr<CallFlags> flags,
-                     std::optional<Clock::time_point> deadline, Clock::time_point received,
-                     std::function<void(const absl::Status&)> done);
+  using DoneFn = std::function<void(const absl::Status&, Job&)>;
+  // Used by the calls (service.cc) and by warm-up: translate, validate and submit one parsed
+  // request. On OK the job is admitted and `done` will be called exactly once; on error
+  // nothing was admitted and `done` is never called. `parse_seconds` is what parsing took.
+  absl::Status Admit(const char* method, std::shared_ptr<const ParsedRequest> request,
+                     std::shared_ptr<CallFlags> flags, std::optional<Clock::time_point> deadline,
+                     Clock::time_point received, DoneFn done);
 
   // Counts and (on failure) logs one answered request.
   void RecordOutcome(const char* method, const std::string& request_id, const absl::Status& status,
@@ -66,7 +85,14 @@ class AttentionService final : public v1::Attention::CallbackService {
   const ServiceOptions options_;
   Scheduler* const scheduler_;
   Metrics* const metrics_;
+  ShmRegistry* const shm_;
 };
+
+// Parses a received request in place (its slices are kept alive by the result).
+absl::StatusOr<std::shared_ptr<ParsedRequest>> ParseReceived(const grpc::ByteBuffer& buffer);
+
+// The response of a successful job, framed around its output (see wire_response.h).
+grpc::ByteBuffer ResponseOf(const Job& job);
 
 // The call's deadline on the steady clock, if it has one.
 std::optional<Clock::time_point> DeadlineOf(const grpc::CallbackServerContext& context);

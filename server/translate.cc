@@ -1,14 +1,15 @@
 // server/translate.cc: request checks and conversion to hbsa::AttentionArgs (see the header).
 //
-// Order: tensors (dtype, shape, bytes) -> limits -> scalars and cu_seqlens through
-// hbsa::Validate with an empty stand-in mask -> the mask in its wire form -> hbsa::Validate on
-// the final arguments. hbsa::Validate checks scalars and cu_seqlens before the mask (its
-// documented order), so the first pass proves the block counts right before the mask is read.
+// Order: tensors (dtype, shape, bytes or shared-memory range) -> limits -> scalars and
+// cu_seqlens (hbsa::ValidateLayout) -> the mask in its wire form -> mask and sizes
+// (hbsa::ValidateAfterLayout) -> output targets -> facts (AllowedPairs). Each rule runs once.
 #include "translate.h"
 
+#include <cstring>
 #include <limits>
-#include "absl/strings/string_view.h"
 #include <utility>
+
+#include "absl/strings/string_view.h"
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -24,15 +25,15 @@ absl::Status Invalid(std::string msg) { return absl::InvalidArgumentError(std::m
 
 // Checks one tensor's rank and dims; returns its element count (no overflow: each dim is
 // bounded by `cap` elements, the largest a message can carry).
-absl::StatusOr<int64_t> CheckTensorShape(const v1::Tensor& t, absl::string_view name,
+absl::StatusOr<int64_t> CheckTensorShape(const WireTensor& t, absl::string_view name,
                                          absl::string_view dims_doc, int64_t cap) {
-  if (t.shape_size() != 3) {
+  if (t.shape.size() != 3) {
     return Invalid(absl::StrCat(name, ".shape must have 3 dims ", dims_doc, "; got ",
-                                t.shape_size(), " dims"));
+                                t.shape.size(), " dims"));
   }
   int64_t elements = 1;
   for (int i = 0; i < 3; ++i) {
-    const int64_t d = t.shape(i);
+    const int64_t d = t.shape[i];
     if (d < 0) return Invalid(absl::StrCat(name, ".shape[", i, "] must be >= 0; got ", d));
     if (d > cap) {
       return absl::ResourceExhaustedError(absl::StrCat(
@@ -40,7 +41,7 @@ absl::StatusOr<int64_t> CheckTensorShape(const v1::Tensor& t, absl::string_view 
     }
     if (d != 0 && elements > cap / d) {
       return absl::ResourceExhaustedError(absl::StrCat(
-          name, ".shape ", absl::StrJoin(t.shape(), "x"), " is past the message size limit (",
+          name, ".shape ", absl::StrJoin(t.shape, "x"), " is past the message size limit (",
           cap, " bytes)"));
     }
     elements *= d;
@@ -48,29 +49,78 @@ absl::StatusOr<int64_t> CheckTensorShape(const v1::Tensor& t, absl::string_view 
   return elements;
 }
 
-absl::Status CheckTensorBytes(const v1::Tensor& t, absl::string_view name, int64_t elements,
-                              size_t elem_size) {
+std::string DTypeText(int dtype) {
+  return v1::DType_IsValid(dtype) ? v1::DType_Name(static_cast<v1::DType>(dtype)) : absl::StrCat(dtype);
+}
+
+// Checks the bytes of one input tensor (wire data or a shared-memory range) and records where
+// they lie.
+absl::Status CheckTensorBytes(const WireTensor& t, absl::string_view name, int64_t elements,
+                              size_t elem_size, const ShmRegistry* shm, TranslatedRequest* out,
+                              InputBytes* bytes) {
   const int64_t want = elements * static_cast<int64_t>(elem_size);
-  if (static_cast<int64_t>(t.data().size()) != want) {
-    return Invalid(absl::StrCat(name, ".data must hold ", want, " bytes (shape [",
-                                absl::StrJoin(t.shape(), ", "), "] of ", v1::DType_Name(t.dtype()),
-                                "); got ", t.data().size()));
+  if (t.has_shm) {
+    if (t.data.bytes != 0) {
+      return Invalid(absl::StrCat(name, ".data must be empty when ", name, ".shm is set; got ",
+                                  t.data.bytes, " bytes"));
+    }
+    if (shm == nullptr) {
+      return absl::UnimplementedError(absl::StrCat(name, ".shm: shared memory is not available here"));
+    }
+    absl::StatusOr<ShmSpan> span = shm->Resolve(t.shm, want, absl::StrCat(name, ".shm"));
+    if (!span.ok()) return span.status();
+    bytes->shm = span->data;
+    bytes->shm_pinned = span->mapping->pinned;
+    bytes->bytes = span->bytes;
+    out->shm.push_back(std::move(*span));
+    return absl::OkStatus();
   }
+  if (static_cast<int64_t>(t.data.bytes) != want) {
+    return Invalid(absl::StrCat(name, ".data must hold ", want, " bytes (shape [",
+                                absl::StrJoin(t.shape, ", "), "] of ", DTypeText(t.dtype),
+                                "); got ", t.data.bytes));
+  }
+  bytes->wire = t.data;
+  bytes->bytes = t.data.bytes;
   return absl::OkStatus();
 }
 
-ConstBuffer BytesOf(const std::string& s) { return {s.data(), s.size()}; }
+// Resolves an output's shared-memory target; it may overlap no other range of the request.
+absl::Status ResolveOutput(const v1::SharedMemoryRef& ref, int64_t want, absl::string_view field,
+                           const ShmRegistry* shm, TranslatedRequest* out, OutputTarget* target) {
+  if (shm == nullptr) {
+    return absl::UnimplementedError(absl::StrCat(field, ": shared memory is not available here"));
+  }
+  absl::StatusOr<ShmSpan> span = shm->Resolve(ref, want, std::string(field));
+  if (!span.ok()) return span.status();
+  for (const ShmSpan& other : out->shm) {
+    if (other.mapping != span->mapping) continue;
+    const int64_t a0 = span->region_offset, a1 = a0 + static_cast<int64_t>(span->bytes);
+    const int64_t b0 = other.region_offset, b1 = b0 + static_cast<int64_t>(other.bytes);
+    if (a0 < b1 && b0 < a1) {
+      return Invalid(absl::StrCat(field, " [", a0, ", ", a1, ") overlaps another shared-memory range [",
+                                  b0, ", ", b1, ") of region \"", span->region, "\" in this request"));
+    }
+  }
+  target->shm = span->data;
+  target->shm_pinned = span->mapping->pinned;
+  out->shm.push_back(std::move(*span));
+  return absl::OkStatus();
+}
 
 template <typename T>
 ConstBuffer BytesOf(const google::protobuf::RepeatedField<T>& f) {
   return {f.data(), static_cast<size_t>(f.size()) * sizeof(T)};
 }
 
-absl::Status ValidateNamed(const AttentionArgs& args, absl::string_view mask_form) {
-  absl::Status s = Validate(args);
+absl::Status Named(absl::Status s, absl::string_view mask_form) {
   if (s.ok()) return s;
   return absl::Status(s.code(), ProtoFieldMessage(s.message(), mask_form));
 }
+
+// A non-null stand-in for input bytes that are not contiguous: Validate checks pointers and
+// sizes, never contents, and the executor replaces it with the staged copy.
+const char kNotContiguous[1] = {0};
 
 }  // namespace
 
@@ -114,46 +164,48 @@ std::string ProtoFieldMessage(absl::string_view msg, absl::string_view mask_form
   return std::string(msg);
 }
 
-absl::StatusOr<std::unique_ptr<TranslatedRequest>> Translate(const v1::AttendRequest& req,
-                                                             const TranslateLimits& limits) {
+absl::StatusOr<std::unique_ptr<TranslatedRequest>> Translate(
+    std::shared_ptr<const ParsedRequest> parsed, const TranslateLimits& limits,
+    const ShmRegistry* shm) {
+  const ParsedRequest& p = *parsed;
+  const v1::AttendRequest& req = p.meta;
   const int64_t cap = limits.max_message_bytes;
   // Tensors: dtype, shape, bytes.
-  absl::StatusOr<DType> dtype = FromProtoDType(req.q().dtype(), "q.dtype");
+  absl::StatusOr<DType> dtype = FromProtoDType(static_cast<v1::DType>(p.q.dtype), "q.dtype");
   if (!dtype.ok()) return dtype.status();
-  for (const auto& [t, name] : {std::pair{&req.k(), "k"}, std::pair{&req.v(), "v"}}) {
-    if (t->dtype() != req.q().dtype()) {
-      return Invalid(absl::StrCat(name, ".dtype (", v1::DType_Name(t->dtype()),
-                                  ") must equal q.dtype (", v1::DType_Name(req.q().dtype()), ")"));
+  for (const auto& [t, name] : {std::pair{&p.k, "k"}, std::pair{&p.v, "v"}}) {
+    if (t->dtype != p.q.dtype) {
+      return Invalid(absl::StrCat(name, ".dtype (", DTypeText(t->dtype), ") must equal q.dtype (",
+                                  DTypeText(p.q.dtype), ")"));
     }
   }
-  absl::StatusOr<int64_t> q_elems = CheckTensorShape(req.q(), "q", "[total_q, Hq, D]", cap);
+  absl::StatusOr<int64_t> q_elems = CheckTensorShape(p.q, "q", "[total_q, Hq, D]", cap);
   if (!q_elems.ok()) return q_elems.status();
-  absl::StatusOr<int64_t> k_elems = CheckTensorShape(req.k(), "k", "[total_k, Hk, D]", cap);
+  absl::StatusOr<int64_t> k_elems = CheckTensorShape(p.k, "k", "[total_k, Hk, D]", cap);
   if (!k_elems.ok()) return k_elems.status();
-  absl::StatusOr<int64_t> v_elems = CheckTensorShape(req.v(), "v", "[total_k, Hk, D]", cap);
+  absl::StatusOr<int64_t> v_elems = CheckTensorShape(p.v, "v", "[total_k, Hk, D]", cap);
   if (!v_elems.ok()) return v_elems.status();
-  for (int i = 0; i < 3; ++i) {
-    if (req.v().shape(i) != req.k().shape(i)) {
-      return Invalid(absl::StrCat("v.shape [", absl::StrJoin(req.v().shape(), ", "),
-                                  "] must equal k.shape [", absl::StrJoin(req.k().shape(), ", "), "]"));
-    }
+  if (p.v.shape != p.k.shape) {
+    return Invalid(absl::StrCat("v.shape [", absl::StrJoin(p.v.shape, ", "), "] must equal k.shape [",
+                                absl::StrJoin(p.k.shape, ", "), "]"));
   }
-  if (req.k().shape(2) != req.q().shape(2)) {
-    return Invalid(absl::StrCat("k.shape[2] (D = ", req.k().shape(2), ") must equal q.shape[2] (",
-                                req.q().shape(2), ")"));
+  if (p.k.shape[2] != p.q.shape[2]) {
+    return Invalid(absl::StrCat("k.shape[2] (D = ", p.k.shape[2], ") must equal q.shape[2] (",
+                                p.q.shape[2], ")"));
   }
   for (int i = 1; i < 3; ++i) {
-    for (const v1::Tensor* t : {&req.q(), &req.k()}) {
-      if (t->shape(i) > std::numeric_limits<int32_t>::max()) {
-        return Invalid(absl::StrCat(t == &req.q() ? "q" : "k", ".shape[", i, "] (", t->shape(i),
+    for (const WireTensor* t : {&p.q, &p.k}) {
+      if (t->shape[i] > std::numeric_limits<int32_t>::max()) {
+        return Invalid(absl::StrCat(t == &p.q ? "q" : "k", ".shape[", i, "] (", t->shape[i],
                                     ") must fit int32"));
       }
     }
   }
+  auto t = std::make_unique<TranslatedRequest>();
   const size_t es = DTypeSize(*dtype);
-  if (auto s = CheckTensorBytes(req.q(), "q", *q_elems, es); !s.ok()) return s;
-  if (auto s = CheckTensorBytes(req.k(), "k", *k_elems, es); !s.ok()) return s;
-  if (auto s = CheckTensorBytes(req.v(), "v", *v_elems, es); !s.ok()) return s;
+  if (auto s = CheckTensorBytes(p.q, "q", *q_elems, es, shm, t.get(), &t->q); !s.ok()) return s;
+  if (auto s = CheckTensorBytes(p.k, "k", *k_elems, es, shm, t.get(), &t->k); !s.ok()) return s;
+  if (auto s = CheckTensorBytes(p.v, "v", *v_elems, es, shm, t.get(), &t->v); !s.ok()) return s;
   if (req.cu_seqlens_q_size() < 1) {
     return Invalid("cu_seqlens_q must hold B+1 >= 1 entries; got 0");
   }
@@ -162,12 +214,15 @@ absl::StatusOr<std::unique_ptr<TranslatedRequest>> Translate(const v1::AttendReq
                                 req.cu_seqlens_q_size(), "); got ", req.cu_seqlens_k_size()));
   }
 
-  auto t = std::make_unique<TranslatedRequest>();
+  t->request_id = req.request_id();
+  t->wire_dtype = p.q.dtype;
   t->return_lse = req.return_lse();
   t->out_bytes = *q_elems * static_cast<int64_t>(es);
-  t->lse_bytes = t->return_lse ? req.q().shape(0) * req.q().shape(1) * 4 : 0;
+  t->lse_bytes = t->return_lse ? p.q.shape[0] * p.q.shape[1] * 4 : 0;
   constexpr int64_t kResponseOverhead = 4096;  // ids, shapes, timings, framing
-  if (t->out_bytes + t->lse_bytes + kResponseOverhead > cap) {
+  const int64_t response_bytes = (req.has_out_shm() ? 0 : t->out_bytes) +
+                                 (req.has_lse_shm() ? 0 : t->lse_bytes);
+  if (response_bytes + kResponseOverhead > cap) {
     return absl::ResourceExhaustedError(absl::StrCat(
         "q.shape: the response (out ", t->out_bytes, " + lse ", t->lse_bytes,
         " bytes) would be past the message size limit (", cap, " bytes)"));
@@ -175,11 +230,11 @@ absl::StatusOr<std::unique_ptr<TranslatedRequest>> Translate(const v1::AttendReq
 
   AttentionArgs& a = t->args;
   a.dtype = *dtype;
-  a.total_q = req.q().shape(0);
-  a.total_k = req.k().shape(0);
-  a.num_heads_q = static_cast<int32_t>(req.q().shape(1));
-  a.num_heads_k = static_cast<int32_t>(req.k().shape(1));
-  a.head_dim = static_cast<int32_t>(req.q().shape(2));
+  a.total_q = p.q.shape[0];
+  a.total_k = p.k.shape[0];
+  a.num_heads_q = static_cast<int32_t>(p.q.shape[1]);
+  a.num_heads_k = static_cast<int32_t>(p.k.shape[1]);
+  a.head_dim = static_cast<int32_t>(p.q.shape[2]);
   a.batch = req.cu_seqlens_q_size() - 1;
   a.cu_seqlens_q = BytesOf(req.cu_seqlens_q());
   a.cu_seqlens_k = BytesOf(req.cu_seqlens_k());
@@ -188,33 +243,18 @@ absl::StatusOr<std::unique_ptr<TranslatedRequest>> Translate(const v1::AttendReq
   a.causal = req.causal();
   if (req.has_softmax_scale()) a.softmax_scale = req.softmax_scale();
   a.allow_tf32 = req.allow_tf32();
-  a.q = BytesOf(req.q().data());
-  a.k = BytesOf(req.k().data());
-  a.v = BytesOf(req.v().data());
+  auto view = [](const InputBytes& b) -> ConstBuffer {
+    const char* c = b.Contiguous();
+    return {c != nullptr ? c : kNotContiguous, b.bytes};
+  };
+  a.q = view(t->q);
+  a.k = view(t->k);
+  a.v = view(t->v);
   // Stand-in for out during validation: same shape and dtype as q; never written.
-  a.out = {const_cast<char*>(req.q().data().data()), req.q().data().size()};
+  a.out = {const_cast<void*>(a.q.data), a.q.bytes};
 
-  // Pass 1: everything but the mask, with an empty compact mask of the right size when the
-  // block counts can be computed safely (Validate rejects bad cu_seqlens before the mask).
-  {
-    AttentionArgs probe = a;
-    std::vector<int64_t> empty_rows;
-    probe.mask_format = MaskFormat::kCompact;
-    if (a.q_block_size >= 1 && a.k_block_size >= 1) {
-      const int64_t nq = CountBlocks(a.batch, req.cu_seqlens_q().data(), a.q_block_size);
-      const int64_t rows = nq * a.num_heads_k;
-      if (nq >= 0 && nq <= a.total_q && rows >= 0 && rows <= a.total_q * a.num_heads_q) {
-        empty_rows.assign(static_cast<size_t>(rows + 1), 0);
-        probe.compact_mask.row_offsets = {empty_rows.data(), empty_rows.size() * sizeof(int64_t)};
-      }
-    }
-    if (absl::Status s = ValidateNamed(probe, "compact"); !s.ok()) {
-      if (!absl::StartsWith(s.message(), "compact_mask")) return s;
-      // The stand-in mask was refused: only possible when the block counts could not be
-      // computed, which means a rule before the mask failed; Validate reports it first.
-      return absl::InternalError(absl::StrCat("validation stand-in mask refused: ", s.message()));
-    }
-  }
+  // Layout: everything before the mask (scalars, totals, cu_seqlens), so Nq and Nk are right.
+  if (absl::Status s = Named(ValidateLayout(a), "compact"); !s.ok()) return s;
 
   // The mask, now that Nq and Nk are known to be right.
   BlockLayoutStorage layout(a);
@@ -277,9 +317,28 @@ absl::StatusOr<std::unique_ptr<TranslatedRequest>> Translate(const v1::AttendReq
     mask_bytes = static_cast<int64_t>(a.compact_mask.row_offsets.bytes + a.compact_mask.col_indices.bytes);
   }
 
-  // Pass 2: the whole request, mask included.
-  if (absl::Status s = ValidateNamed(a, t->mask_form); !s.ok()) return s;
+  // The mask and the sizes.
+  if (absl::Status s = Named(ValidateAfterLayout(a), t->mask_form); !s.ok()) return s;
   a.out = {};
+  auto plain = [](const InputBytes& b, ConstBuffer* c) {
+    if (b.Contiguous() == nullptr) c->data = nullptr;
+  };
+  plain(t->q, &a.q);
+  plain(t->k, &a.k);
+  plain(t->v, &a.v);
+
+  // Outputs into shared memory.
+  if (req.has_out_shm()) {
+    if (auto s = ResolveOutput(req.out_shm(), t->out_bytes, "out_shm", shm, t.get(), &t->out_target); !s.ok()) {
+      return s;
+    }
+  }
+  if (req.has_lse_shm()) {
+    if (!t->return_lse) return Invalid("lse_shm is set but return_lse is false");
+    if (auto s = ResolveOutput(req.lse_shm(), t->lse_bytes, "lse_shm", shm, t.get(), &t->lse_target); !s.ok()) {
+      return s;
+    }
+  }
 
   t->working_bytes = static_cast<int64_t>(a.q.bytes + a.k.bytes + a.v.bytes) + t->out_bytes +
                      t->lse_bytes + mask_bytes +
@@ -289,7 +348,26 @@ absl::StatusOr<std::unique_ptr<TranslatedRequest>> Translate(const v1::AttendReq
         "q/k/v: the request needs ", t->working_bytes, " bytes of working memory, past the memory "
         "budget (", limits.memory_budget_bytes, " bytes, --memory-budget-bytes)"));
   }
+  t->facts.num_q_blocks = nq;
+  t->facts.num_k_blocks = nk;
+  t->facts.allowed_pairs = AllowedPairs(a);
+  t->facts.flops = 4.0 * a.head_dim * static_cast<double>(t->facts.allowed_pairs);
+  t->parsed = std::move(parsed);
   return t;
+}
+
+absl::StatusOr<std::unique_ptr<TranslatedRequest>> Translate(const v1::AttendRequest& request,
+                                                             const TranslateLimits& limits) {
+  auto parsed = std::make_shared<ParsedRequest>(ViewOfMessage(request));
+  return Translate(std::move(parsed), limits, nullptr);
+}
+
+void InputBytes::CopyTo(char* dst) const {
+  if (shm != nullptr) {
+    std::memcpy(dst, shm, bytes);
+  } else {
+    wire.CopyTo(dst);
+  }
 }
 
 }  // namespace hbsa::server

@@ -62,23 +62,26 @@ v1::AttendRequest MakeWarmupRequest() {
 
 absl::Status RunWarmup(Scheduler* scheduler, const TranslateLimits& limits) {
   const v1::AttendRequest request = MakeWarmupRequest();
-  v1::AttendResponse response;
   absl::StatusOr<std::unique_ptr<TranslatedRequest>> t = Translate(request, limits);
   if (!t.ok()) return absl::InternalError(absl::StrCat("warm-up request refused: ", t.status().message()));
   std::promise<absl::Status> result;
+  std::vector<float> out;
   auto job = std::make_unique<Job>();
   job->method = "warmup";
   job->request_id = "warmup";
   job->request = std::move(*t);
-  job->response = &response;
   job->received = Clock::now();
   job->warmup = true;
-  job->done = [&result](const absl::Status& s) { result.set_value(s); };
+  job->done = [&result, &out](const absl::Status& s, Job& j) {
+    if (s.ok()) {
+      out = golden::ToFloat(DType::kFloat16, j.result.out, static_cast<int64_t>(j.result.out_bytes / 2));
+    }
+    result.set_value(s);
+  };
   if (absl::Status s = scheduler->Submit(&job); !s.ok()) return s;
   absl::Status s = result.get_future().get();
   if (!s.ok()) return s;
-  const std::vector<float> out = golden::ToFloat(DType::kFloat16, response.out().data().data(),
-                                                 static_cast<int64_t>(response.out().data().size() / 2));
+  if (out.empty()) return absl::InternalError("warm-up produced no output");
   for (float x : out) {
     if (!std::isfinite(x)) return absl::InternalError("warm-up produced a non-finite output");
   }

@@ -94,8 +94,8 @@ void* hbsa_bench_create(int dtype, int64_t total_q, int64_t total_k, int hq, int
   if (!layout.ok()) return Fail(err, err_len, layout.status().ToString()), nullptr;
   b->layout = *layout;
   std::vector<char> staging(b->layout.input_bytes);
-  hbsa::cuda_internal::PackMetadata(a, b->layout, staging.data());
-  const auto off = hbsa::cuda_internal::OffsetsOf(b->layout);
+  hbsa::cuda::PackMetadata(a, b->layout, staging.data());
+  const auto off = hbsa::cuda::InputOffsetsOf(b->layout);
   cudaError_t e = cudaMalloc(&b->device, b->layout.total_bytes);
   char* dev = static_cast<char*>(b->device);
   if (e == cudaSuccess) e = cudaMemcpy(dev + off.q, q, q_bytes, cudaMemcpyDeviceToDevice);

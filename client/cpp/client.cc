@@ -2,16 +2,19 @@
 // balancing, keepalive), blocking and callback calls, deadlines, and the UNAVAILABLE-only retry
 // policy described in hbsa/client.h.
 #include <algorithm>
+#include <future>
 #include <random>
 #include <thread>
 
 #include <grpcpp/alarm.h>
+#include <grpcpp/generic/generic_stub.h>
 #include <grpcpp/grpcpp.h>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "hbsa/client.h"
+#include "wire/tensor_wire.h"
 
 namespace hbsa::client {
 namespace {
@@ -67,6 +70,7 @@ double SecondsSince(Clock::time_point t0) {
 struct Client::Stubs {
   std::unique_ptr<v1::Attention::Stub> attention;
   std::unique_ptr<grpc::health::v1::Health::Stub> health;
+  std::unique_ptr<grpc::GenericStub> raw;  // AttendInto: requests and responses as raw bytes
 };
 
 std::string NormalizeTarget(std::string_view target) {
@@ -113,6 +117,7 @@ Client::Client(std::shared_ptr<grpc::Channel> channel)
     : channel_(std::move(channel)), stubs_(std::make_unique<Stubs>()) {
   stubs_->attention = v1::Attention::NewStub(channel_);
   stubs_->health = grpc::health::v1::Health::NewStub(channel_);
+  stubs_->raw = std::make_unique<grpc::GenericStub>(channel_);
 }
 
 Client::Client(std::string_view target, const ChannelOptions& options)
@@ -150,6 +155,176 @@ absl::StatusOr<AttendResult> Client::Attend(const v1::AttendRequest& request,
     if (!ShouldRetry(s, attempt, call, deadline, wait)) return FromGrpc("Attend", s);
     std::this_thread::sleep_for(wait);
   }
+}
+
+namespace {
+
+void NoRelease(void*) {}
+
+// The request of AttendInto: the header (everything but q, k and v, serialized by protobuf),
+// then each tensor's framing and its data as a slice over the caller's memory (not copied), or
+// a shared-memory reference instead of data.
+absl::StatusOr<grpc::ByteBuffer> BuildRawRequest(const AttentionArgs& args,
+                                                 const RequestOptions& options, int64_t* bytes) {
+  absl::StatusOr<v1::AttendRequest> header = BuildRequestHeader(args, options);
+  if (!header.ok()) return header.status();
+  auto ref_of = [](const std::optional<ShmRef>& r, size_t n, v1::SharedMemoryRef* out) {
+    out->set_region(r->region);
+    out->set_offset(r->offset);
+    out->set_byte_size(static_cast<int64_t>(n));
+  };
+  const size_t out_bytes = size_t(args.total_q) * args.num_heads_q * args.head_dim * DTypeSize(args.dtype);
+  if (options.shm.out) ref_of(options.shm.out, out_bytes, header->mutable_out_shm());
+  if (options.shm.lse) {
+    ref_of(options.shm.lse, size_t(args.total_q) * args.num_heads_q * sizeof(float), header->mutable_lse_shm());
+  }
+  std::vector<grpc::Slice> slices;
+  slices.emplace_back(header->SerializeAsString());
+  const int dtype = args.dtype == DType::kFloat16 ? v1::DTYPE_FLOAT16
+                    : args.dtype == DType::kBFloat16 ? v1::DTYPE_BFLOAT16 : v1::DTYPE_FLOAT32;
+  const int64_t q_shape[3] = {args.total_q, args.num_heads_q, args.head_dim};
+  const int64_t kv_shape[3] = {args.total_k, args.num_heads_k, args.head_dim};
+  const struct {
+    uint32_t field;
+    const int64_t* shape;
+    const ConstBuffer* data;
+    const std::optional<ShmRef>* shm;
+  } tensors[3] = {{2, q_shape, &args.q, &options.shm.q},
+                  {3, kv_shape, &args.k, &options.shm.k},
+                  {4, kv_shape, &args.v, &options.shm.v}};
+  for (const auto& t : tensors) {
+    if (t.shm->has_value()) {
+      v1::SharedMemoryRef ref;
+      ref_of(*t.shm, t.data->bytes, &ref);
+      slices.emplace_back(wire::TensorHeader(t.field, dtype, t.shape, 3, 0, &ref));
+      continue;
+    }
+    slices.emplace_back(wire::TensorHeader(t.field, dtype, t.shape, 3, t.data->bytes));
+    if (t.data->bytes > 0) {
+      slices.emplace_back(const_cast<void*>(t.data->data), t.data->bytes, NoRelease);
+    }
+  }
+  grpc::ByteBuffer buf(slices.data(), slices.size());
+  *bytes = static_cast<int64_t>(buf.Length());
+  return buf;
+}
+
+// Reads an AttendResponse from raw bytes into `args` (out, and lse when asked and given).
+absl::Status ReadRawResponse(const grpc::ByteBuffer& buf, const AttentionArgs& args,
+                             const RequestOptions& options, AttendResult* r) {
+  std::vector<grpc::Slice> slices;
+  if (!buf.Dump(&slices).ok()) return absl::InternalError("client: unreadable response");
+  std::vector<wire::Fragment> fragments;
+  for (const grpc::Slice& s : slices) {
+    if (s.size() > 0) fragments.push_back({reinterpret_cast<const char*>(s.begin()), s.size()});
+  }
+  wire::WireTensor out, lse;
+  std::string rest;
+  if (absl::Status s = wire::SplitTensors(fragments, {2, 3}, {&out, &lse}, "hbsa.v1.AttendResponse", &rest);
+      !s.ok()) {
+    return absl::InternalError(absl::StrCat("client: ", s.message()));
+  }
+  v1::AttendResponse meta;
+  if (!meta.ParseFromString(rest)) return absl::InternalError("client: malformed response");
+  if (meta.has_error() && meta.error().code() != 0) {
+    return absl::Status(static_cast<absl::StatusCode>(meta.error().code()), meta.error().message());
+  }
+  r->request_id = meta.request_id();
+  r->backend = meta.backend();
+  r->device = meta.device();
+  r->server_timings = meta.timings();
+  r->dtype = args.dtype;
+  r->out_shape = {args.total_q, args.num_heads_q, args.head_dim};
+  const size_t want = size_t(args.total_q) * args.num_heads_q * args.head_dim * DTypeSize(args.dtype);
+  const size_t got_want = options.shm.out ? 0 : want;
+  if (out.shape != r->out_shape || out.data.bytes != got_want) {
+    return absl::InternalError(absl::StrCat("client: response out holds ", out.data.bytes,
+                                            " bytes; expected ", got_want, " for [total_q, Hq, D]"));
+  }
+  if (!options.shm.out) {
+    if (args.out.bytes != want || (want > 0 && args.out.data == nullptr)) {
+      return absl::InvalidArgumentError(absl::StrCat("client: out buffer holds ", args.out.bytes,
+                                                     " bytes; the result has ", want));
+    }
+    out.data.CopyTo(static_cast<char*>(args.out.data));
+  }
+  if (options.return_lse) {
+    const size_t lse_want = size_t(args.total_q) * args.num_heads_q * sizeof(float);
+    r->has_lse = true;
+    if (!options.shm.lse) {
+      if (lse.data.bytes != lse_want) {
+        return absl::InternalError(absl::StrCat("client: response lse holds ", lse.data.bytes,
+                                                " bytes; expected ", lse_want));
+      }
+      if (args.lse.data != nullptr) {
+        if (args.lse.bytes != lse_want) {
+          return absl::InvalidArgumentError(absl::StrCat("client: lse buffer holds ", args.lse.bytes,
+                                                         " bytes; the result has ", lse_want));
+        }
+        lse.data.CopyTo(static_cast<char*>(args.lse.data));
+      }
+    }
+  }
+  r->response_bytes = static_cast<int64_t>(buf.Length());
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<AttendResult> Client::AttendInto(const AttentionArgs& args, const RequestOptions& request,
+                                                const CallOptions& call) const {
+  const Clock::time_point t0 = Clock::now();
+  int64_t request_bytes = 0;
+  absl::StatusOr<grpc::ByteBuffer> req = BuildRawRequest(args, request, &request_bytes);
+  if (!req.ok()) return req.status();
+  const double build_seconds = SecondsSince(t0);
+  const auto deadline = DeadlineFor(call);
+  for (int attempt = 1;; ++attempt) {
+    grpc::ClientContext ctx;
+    Prepare(&ctx, deadline, call);
+    grpc::ByteBuffer response;
+    std::promise<grpc::Status> done;
+    stubs_->raw->UnaryCall(&ctx, "/hbsa.v1.Attention/Attend", grpc::StubOptions(), &*req, &response,
+                           [&done](grpc::Status s) { done.set_value(std::move(s)); });
+    const grpc::Status s = done.get_future().get();
+    if (s.ok()) {
+      const Clock::time_point t1 = Clock::now();
+      AttendResult r;
+      if (absl::Status st = ReadRawResponse(response, args, request, &r); !st.ok()) return st;
+      r.read_seconds = SecondsSince(t1);
+      r.build_seconds = build_seconds;
+      r.client_seconds = SecondsSince(t0);
+      r.attempts = attempt;
+      r.request_bytes = request_bytes;
+      return r;
+    }
+    const auto wait = Backoff(call.retry, attempt);
+    if (!ShouldRetry(s, attempt, call, deadline, wait)) return FromGrpc("Attend", s);
+    std::this_thread::sleep_for(wait);
+  }
+}
+
+absl::Status Client::RegisterSharedMemory(const std::string& name, const std::string& key,
+                                          int64_t offset, int64_t byte_size,
+                                          const CallOptions& call) const {
+  grpc::ClientContext ctx;
+  Prepare(&ctx, DeadlineFor(call), call);
+  v1::RegisterSharedMemoryRequest req;
+  req.set_name(name);
+  req.set_key(key);
+  req.set_offset(offset);
+  req.set_byte_size(byte_size);
+  v1::RegisterSharedMemoryResponse resp;
+  return FromGrpc("RegisterSharedMemory", stubs_->attention->RegisterSharedMemory(&ctx, req, &resp));
+}
+
+absl::Status Client::UnregisterSharedMemory(const std::string& name, const CallOptions& call) const {
+  grpc::ClientContext ctx;
+  Prepare(&ctx, DeadlineFor(call), call);
+  v1::UnregisterSharedMemoryRequest req;
+  req.set_name(name);
+  v1::UnregisterSharedMemoryResponse resp;
+  return FromGrpc("UnregisterSharedMemory", stubs_->attention->UnregisterSharedMemory(&ctx, req, &resp));
 }
 
 // One asynchronous Attend with its retries. Owned by shared_ptrs captured in the gRPC and alarm

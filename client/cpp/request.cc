@@ -155,6 +155,16 @@ std::string PackBits(const uint8_t* bytes, int64_t n) {
 
 absl::StatusOr<v1::AttendRequest> BuildRequest(const AttentionArgs& args,
                                                const RequestOptions& options) {
+  absl::StatusOr<v1::AttendRequest> req = BuildRequestHeader(args, options);
+  if (!req.ok()) return req;
+  FillTensor(req->mutable_q(), args.dtype, {args.total_q, args.num_heads_q, args.head_dim}, args.q);
+  FillTensor(req->mutable_k(), args.dtype, {args.total_k, args.num_heads_k, args.head_dim}, args.k);
+  FillTensor(req->mutable_v(), args.dtype, {args.total_k, args.num_heads_k, args.head_dim}, args.v);
+  return req;
+}
+
+absl::StatusOr<v1::AttendRequest> BuildRequestHeader(const AttentionArgs& args,
+                                                     const RequestOptions& options) {
   // Conversions between mask forms walk the block layout, which needs valid cu_seqlens: they
   // validate even when the caller turned validation off.
   const bool convert = !SameForm(args.mask_format, options.mask_form);
@@ -170,9 +180,6 @@ absl::StatusOr<v1::AttendRequest> BuildRequest(const AttentionArgs& args,
   }
   v1::AttendRequest req;
   req.set_request_id(options.request_id);
-  FillTensor(req.mutable_q(), args.dtype, {args.total_q, args.num_heads_q, args.head_dim}, args.q);
-  FillTensor(req.mutable_k(), args.dtype, {args.total_k, args.num_heads_k, args.head_dim}, args.k);
-  FillTensor(req.mutable_v(), args.dtype, {args.total_k, args.num_heads_k, args.head_dim}, args.v);
   CopyInt32(args.cu_seqlens_q, req.mutable_cu_seqlens_q());
   CopyInt32(args.cu_seqlens_k, req.mutable_cu_seqlens_k());
   req.set_q_block_size(args.q_block_size);

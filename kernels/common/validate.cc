@@ -96,7 +96,7 @@ absl::Status CheckCompactMask(const AttentionArgs& args, int64_t nq, int64_t nk)
 
 }  // namespace
 
-absl::Status Validate(const AttentionArgs& a) {
+absl::Status ValidateLayout(const AttentionArgs& a) {
   if (a.dtype != DType::kFloat16 && a.dtype != DType::kBFloat16 && a.dtype != DType::kFloat32) {
     return Invalid(absl::StrCat("dtype must be fp16, bf16 or fp32; got code ", static_cast<int>(a.dtype)));
   }
@@ -131,7 +131,10 @@ absl::Status Validate(const AttentionArgs& a) {
   }
   if (auto s = CheckCuSeqlens("cu_seqlens_q", a.cu_seqlens_q, a.batch, a.total_q, "total_q"); !s.ok()) return s;
   if (auto s = CheckCuSeqlens("cu_seqlens_k", a.cu_seqlens_k, a.batch, a.total_k, "total_k"); !s.ok()) return s;
+  return absl::OkStatus();
+}
 
+absl::Status ValidateAfterLayout(const AttentionArgs& a) {
   const auto* cu_q = static_cast<const int32_t*>(a.cu_seqlens_q.data);
   const auto* cu_k = static_cast<const int32_t*>(a.cu_seqlens_k.data);
   const int64_t nq = CountBlocks(a.batch, cu_q, a.q_block_size);
@@ -176,6 +179,11 @@ absl::Status Validate(const AttentionArgs& a) {
     }
   }
   return absl::OkStatus();
+}
+
+absl::Status Validate(const AttentionArgs& a) {
+  if (absl::Status s = ValidateLayout(a); !s.ok()) return s;
+  return ValidateAfterLayout(a);
 }
 
 }  // namespace hbsa

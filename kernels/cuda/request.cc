@@ -157,13 +157,19 @@ absl::StatusOr<RequestLayout> PlanRequestFor(const AttentionArgs& a, const Devic
   return layout;
 }
 
-TensorOffsets OffsetsOf(const RequestLayout& layout) {
-  TensorOffsets t;
-  t.q = layout.offsets[kQ];
-  t.k = layout.offsets[kK];
-  t.v = layout.offsets[kV];
-  t.metadata = layout.offsets[kCuSeqQ];
-  return t;
+}  // namespace hbsa::cuda_internal
+
+namespace hbsa::cuda {
+
+using namespace cuda_internal;  // NOLINT: the pieces and helpers above
+
+InputOffsets InputOffsetsOf(const RequestLayout& layout) {
+  InputOffsets o;
+  o.q = layout.offsets[kQ];
+  o.k = layout.offsets[kK];
+  o.v = layout.offsets[kV];
+  o.metadata = layout.offsets[kCuSeqQ];
+  return o;
 }
 
 void PackMetadata(const AttentionArgs& a, const RequestLayout& layout, void* dst) {
@@ -207,6 +213,10 @@ void PackMetadata(const AttentionArgs& a, const RequestLayout& layout, void* dst
                 size_t(MaskNnz(a, mask_rows)) * sizeof(int32_t));
   }
 }
+
+}  // namespace hbsa::cuda
+
+namespace hbsa::cuda_internal {
 
 KernelParams ParamsFor(const AttentionArgs& a, const RequestLayout& layout, void* device_base) {
   const TileShape tile = TileOf(layout);
@@ -272,13 +282,13 @@ absl::StatusOr<RequestLayout> PlanRequest(const AttentionArgs& a, const PlanOpti
 
 void PackInputs(const AttentionArgs& a, const RequestLayout& layout, void* dst) {
   const size_t esz = DTypeSize(a.dtype);
-  const cuda_internal::TensorOffsets off = cuda_internal::OffsetsOf(layout);
+  const InputOffsets off = InputOffsetsOf(layout);
   char* base = static_cast<char*>(dst);
   std::memcpy(base + off.q, a.q.data, size_t(a.total_q) * a.num_heads_q * a.head_dim * esz);
   const size_t kv_bytes = size_t(a.total_k) * a.num_heads_k * a.head_dim * esz;
   std::memcpy(base + off.k, a.k.data, kv_bytes);
   std::memcpy(base + off.v, a.v.data, kv_bytes);
-  cuda_internal::PackMetadata(a, layout, dst);
+  PackMetadata(a, layout, dst);
 }
 
 absl::Status Enqueue(const AttentionArgs& a, const RequestLayout& layout, void* device_base,

@@ -18,16 +18,8 @@ absl::StatusOr<cuda::RequestLayout> PlanRequestFor(const AttentionArgs& args,
                                                    const DeviceTraits& device,
                                                    CudaKernel requested);
 
-// Byte offsets of q, k and v inside the request buffer, and where the rest of the inputs start.
-struct TensorOffsets {
-  size_t q = 0, k = 0, v = 0;
-  size_t metadata = 0;  // [metadata, input_bytes): cu_seqlens, layout arrays, tile table, mask
-};
-TensorOffsets OffsetsOf(const cuda::RequestLayout& layout);
-
-// PackInputs without q, k and v: fills [metadata, input_bytes) of `dst` (an input_bytes host
-// buffer, laid out as for PackInputs).
-void PackMetadata(const AttentionArgs& args, const cuda::RequestLayout& layout, void* dst);
+// Where q, k, v and the metadata go: cuda::InputOffsetsOf; filling the metadata:
+// cuda::PackMetadata (both in hbsa/cuda.h).
 
 // The kernels' parameters for a request whose buffer (laid out by `layout`) starts at `base`.
 // Enqueue passes the device buffer; a CPU test may pass a host buffer filled by PackInputs and

@@ -38,7 +38,8 @@ inline int FreePort() {
 
 class ServerProcess {
  public:
-  static absl::StatusOr<std::unique_ptr<ServerProcess>> Start(const std::string& binary) {
+  static absl::StatusOr<std::unique_ptr<ServerProcess>> Start(
+      const std::string& binary, const std::vector<std::string>& extra = {}) {
     auto p = std::unique_ptr<ServerProcess>(new ServerProcess);
     p->port_ = FreePort();
     p->metrics_port_ = FreePort();
@@ -47,6 +48,7 @@ class ServerProcess {
                                      "--metrics-listen", absl::StrCat("127.0.0.1:", p->metrics_port_),
                                      "--backend", "cpu", "--cpu-threads", "2",
                                      "--log-level", "warn", "--drain-grace-seconds", "5"};
+    args.insert(args.end(), extra.begin(), extra.end());
     p->pid_ = fork();
     if (p->pid_ < 0) return absl::InternalError("fork failed");
     if (p->pid_ == 0) {

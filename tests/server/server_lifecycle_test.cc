@@ -117,8 +117,10 @@ TEST(ServerHealth, NotServingUntilWarmUpThenServing) {
 // SIGTERM with requests queued and running: health turns NOT_SERVING at once, new requests are
 // refused UNAVAILABLE, every admitted request completes correctly, and the process exits 0.
 TEST(ServerDrain, SigtermDuringLoadLosesNoAcceptedRequest) {
-  auto server = ServerProcess::Start(
-      {"--cpu-threads", "1", "--test-executor-delay-ms", "150", "--drain-grace-seconds", "30"});
+  // Batching off: the test needs requests still queued when SIGTERM arrives (batching would
+  // merge the queue into one launch, which finishes before the signal).
+  auto server = ServerProcess::Start({"--cpu-threads", "1", "--test-executor-delay-ms", "150",
+                                      "--drain-grace-seconds", "30", "--batch-max-tokens", "0"});
   ASSERT_NE(server, nullptr);
   auto stub = server->stub();
   const golden::Case& c = SmallCase();

@@ -9,9 +9,10 @@
 //   hbsa::client::RequestOptions ro{.mask_form = hbsa::client::MaskForm::kCompact};
 //   absl::StatusOr<hbsa::client::AttendResult> r = client.Attend(args, ro, {.timeout = 10s});
 //
-// Ownership: the client copies what it needs out of `args` into the request before Attend*
-// returns (or, for the asynchronous calls, before they return), so the caller's buffers may be
-// reused at once. Results own their bytes. A Client is thread-safe: share one per channel.
+// Ownership: Attend and the asynchronous calls copy what they need out of `args` into the
+// request before they return, so the caller's buffers may be reused at once, and their results
+// own their bytes. AttendInto copies nothing: it sends from and answers into the caller's
+// buffers (see there). A Client is thread-safe: share one per channel.
 //
 // Errors: every failure is an absl::Status whose code is the gRPC code (same numbering) and
 // whose message is "<rpc>: <server message>" (e.g. "Attend: cu_seqlens_q must be
@@ -59,6 +60,19 @@ std::string_view MaskFormName(MaskForm form);
 // Accepts the names above (and "per-sequence"); nullopt otherwise.
 std::optional<MaskForm> ParseMaskForm(std::string_view name);
 
+// A range of a shared-memory region registered with Client::RegisterSharedMemory; the byte
+// count is the tensor's own.
+struct ShmRef {
+  std::string region;
+  int64_t offset = 0;
+};
+
+// Same-host callers: tensors that lie in registered shared memory instead of travelling as
+// bytes (inputs: the caller has written them there; outputs: the server writes them there).
+struct ShmTensors {
+  std::optional<ShmRef> q, k, v, out, lse;
+};
+
 // How to turn AttentionArgs into an AttendRequest.
 struct RequestOptions {
   MaskForm mask_form = MaskForm::kDense;  // wire form of the mask (any input form converts)
@@ -68,6 +82,8 @@ struct RequestOptions {
   // message the server would send, without a round trip. Off only to send malformed requests
   // on purpose (tests of the server's validation).
   bool validate = true;
+  // Tensors in shared memory (AttendInto only; BuildRequest ignores it).
+  ShmTensors shm;
 };
 
 // Builds the wire request from `args` (args.out and args.lse are ignored; everything else is
@@ -75,6 +91,11 @@ struct RequestOptions {
 // Without validation, the request mirrors args as far as its shapes allow.
 absl::StatusOr<v1::AttendRequest> BuildRequest(const AttentionArgs& args,
                                                const RequestOptions& options);
+
+// BuildRequest without q, k and v (everything else, validated the same way): the header that
+// AttendInto frames the caller's tensor bytes around.
+absl::StatusOr<v1::AttendRequest> BuildRequestHeader(const AttentionArgs& args,
+                                                     const RequestOptions& options);
 
 // Bit-packs bytes (nonzero = 1) least-significant bit first, as numpy.packbits(bitorder=
 // "little"): bit n is (out[n / 8] >> (n % 8)) & 1; pad bits are 0.
@@ -95,6 +116,8 @@ struct AttendResult {
   int attempts = 0;               // 1 + retries
   int64_t request_bytes = 0;      // serialized request size
   int64_t response_bytes = 0;     // serialized response size
+  double build_seconds = 0;       // AttendInto: caller memory -> request (framing, mask)
+  double read_seconds = 0;        // AttendInto: response -> caller memory (out, lse)
 };
 
 // Checks a response against what its request implies (dtype, shape and byte counts of out and
@@ -165,6 +188,23 @@ class Client {
   // Blocking: builds the request from `args`, sends it, parses the answer.
   absl::StatusOr<AttendResult> Attend(const AttentionArgs& args, const RequestOptions& request,
                                       const CallOptions& call = {}) const;
+  // Blocking, zero-copy: the request's q, k and v are sent straight from the caller's buffers
+  // (args.q/k/v, which must not change until the call returns; no copy is made of them), and
+  // the answer is written straight into args.out (and args.lse when it is set and
+  // request.return_lse): one copy, from the received bytes. The result carries no out/lse
+  // bytes of its own. Tensors named in request.shm travel as references instead (their
+  // bytes are not sent; outputs named there are written by the server into shared memory and
+  // args.out/args.lse are then not touched).
+  absl::StatusOr<AttendResult> AttendInto(const AttentionArgs& args, const RequestOptions& request,
+                                          const CallOptions& call = {}) const;
+
+  // Registers shared-memory object `key` (a POSIX shm_open name), bytes [offset, offset + size),
+  // under `name` for ShmTensors; Unregister forgets it.
+  absl::Status RegisterSharedMemory(const std::string& name, const std::string& key,
+                                    int64_t offset, int64_t byte_size,
+                                    const CallOptions& call = {}) const;
+  absl::Status UnregisterSharedMemory(const std::string& name, const CallOptions& call = {}) const;
+
   // Blocking, with a prebuilt request (reused by load generators; never modified).
   absl::StatusOr<AttendResult> Attend(const v1::AttendRequest& request,
                                       const CallOptions& call = {}) const;

@@ -12,7 +12,7 @@ import uuid
 import grpc
 import numpy as np
 
-from . import _masks, _tensors
+from . import _masks, _tensors, _wire
 from .errors import client_error, from_rpc_error
 from .v1 import attention_pb2, attention_pb2_grpc
 
@@ -97,6 +97,39 @@ def build_request(q, k, v, cu_seqlens_q, cu_seqlens_k, block_mask, q_block_size,
                   causal=False, softmax_scale=None, return_lse=False, dtype=None,
                   mask_form="dense", request_id="", allow_tf32=False):
     """The AttendRequest for these arguments (see Client.attend)."""
+    req, name, arrays = _request_parts(q, k, v, cu_seqlens_q, cu_seqlens_k, block_mask, q_block_size,
+                                       k_block_size, causal, softmax_scale, return_lse, dtype,
+                                       mask_form, request_id, allow_tf32)
+    for msg, arr in zip((req.q, req.k, req.v), arrays):
+        msg.data = arr.tobytes()
+    return req, name
+
+
+def build_request_bytes(q, k, v, cu_seqlens_q, cu_seqlens_k, block_mask, q_block_size,
+                        k_block_size, causal=False, softmax_scale=None, return_lse=False,
+                        dtype=None, mask_form="dense", request_id="", allow_tf32=False):
+    """The serialized AttendRequest, built around the arrays' own buffers: the tensor bytes are
+    copied once, into the returned bytes (CUDA tensors first come to the host). Returns
+    (bytes, wire dtype name, the AttendRequest header without tensor data)."""
+    req, name, arrays = _request_parts(q, k, v, cu_seqlens_q, cu_seqlens_k, block_mask, q_block_size,
+                                       k_block_size, causal, softmax_scale, return_lse, dtype,
+                                       mask_form, request_id, allow_tf32)
+    header = attention_pb2.AttendRequest()
+    header.CopyFrom(req)
+    header.ClearField("q")
+    header.ClearField("k")
+    header.ClearField("v")
+    wire = _tensors.WIRE[name]
+    raw = _wire.request_bytes(header, [(2, wire, arrays[0].shape, arrays[0]),
+                                       (3, wire, arrays[1].shape, arrays[1]),
+                                       (4, wire, arrays[2].shape, arrays[2])])
+    return raw, name, req
+
+
+def _request_parts(q, k, v, cu_seqlens_q, cu_seqlens_k, block_mask, q_block_size, k_block_size,
+                   causal, softmax_scale, return_lse, dtype, mask_form, request_id, allow_tf32):
+    """The request without tensor data (shapes and dtypes set), and q/k/v as C-contiguous
+    little-endian NumPy arrays (views of the caller's memory where possible)."""
     name = _tensors.tensor_dtype(q, dtype)
     for other, label in ((k, "k"), (v, "v")):
         if _tensors.tensor_dtype(other, name) != name:
@@ -108,7 +141,6 @@ def build_request(q, k, v, cu_seqlens_q, cu_seqlens_k, block_mask, q_block_size,
     for msg, arr in ((req.q, qa), (req.k, ka), (req.v, va)):
         msg.dtype = _tensors.WIRE[name]
         msg.shape.extend(int(s) for s in arr.shape)
-        msg.data = arr.tobytes()
     cu_q = _tensors.int32_list(cu_seqlens_q, "cu_seqlens_q")
     cu_k = _tensors.int32_list(cu_seqlens_k, "cu_seqlens_k")
     req.cu_seqlens_q.extend(cu_q)
@@ -124,7 +156,30 @@ def build_request(q, k, v, cu_seqlens_q, cu_seqlens_k, block_mask, q_block_size,
         block_mask = _tensors.to_numpy(block_mask)
     _masks.fill_request_mask(req, block_mask, cu_q, cu_k, int(q_block_size), int(k_block_size),
                              int(ka.shape[1]), mask_form)
-    return req, name
+    return req, name, (qa, ka, va)
+
+
+def _unpack_raw(raw, req, dtype_name, like, return_lse, out=None, lse_out=None):
+    """Reads a serialized AttendResponse: out (and lse) straight from the received bytes into
+    `out`/`lse_out` (NumPy arrays of the right shape and dtype) when given, else into new
+    arrays (torch for torch callers), one copy either way. Returns (result, response without
+    out/lse data)."""
+    rest, out_t, lse_t = _wire.split_response(raw)
+    resp = attention_pb2.AttendResponse.FromString(rest)
+    total_q, hq, d = (int(s) for s in req.q.shape)
+    es = 4 if dtype_name == "fp32" else 2
+    if out_t is None or out_t[0] != req.q.dtype or out_t[3] != total_q * hq * d * es:
+        raise client_error("malformed response: out does not match [total_q, Hq, D] %s" % dtype_name)
+    mv = memoryview(raw)
+    out_view = np.frombuffer(mv[out_t[2]:out_t[2] + out_t[3]],
+                             dtype=np.dtype(_tensors.NP[dtype_name]).newbyteorder("<")).reshape(total_q, hq, d)
+    result = _tensors.into_caller(out_view, out, like)
+    if not return_lse:
+        return result, resp
+    if lse_t is None or lse_t[3] != total_q * hq * 4:
+        raise client_error("malformed response: lse does not match [total_q, Hq] fp32")
+    lse_view = np.frombuffer(mv[lse_t[2]:lse_t[2] + lse_t[3]], dtype="<f4").reshape(total_q, hq)
+    return (result, _tensors.into_caller(lse_view, lse_out, like)), resp
 
 
 def _unpack(resp, req, dtype_name, like, return_lse):
@@ -152,8 +207,10 @@ class _Base:
         kw.setdefault("mask_form", self.mask_form)
         kw.setdefault("request_id", uuid.uuid4().hex[:16])
         timeout = kw.pop("timeout", self.timeout)
-        req, name = build_request(*args, **kw)
-        return req, name, timeout
+        out = kw.pop("out", None)
+        lse_out = kw.pop("lse_out", None)
+        raw, name, req = build_request_bytes(*args, **kw)
+        return raw, req, name, timeout, out, lse_out
 
 
 class Client(_Base):
@@ -169,6 +226,8 @@ class Client(_Base):
         super().__init__(target, timeout, max_message_bytes, load_balancing, retries, mask_form)
         self._channel = grpc.insecure_channel(self.target, options=self._options)
         self._stub = attention_pb2_grpc.AttentionStub(self._channel)
+        # Attend as raw bytes in and out (hbsa._wire): no protobuf copies of tensor data.
+        self._raw_attend = self._channel.unary_unary("/hbsa.v1.Attention/Attend")
         self._health = self._channel.unary_unary(
             "/grpc.health.v1.Health/Check", request_serializer=_health_request,
             response_deserializer=_health_status)
@@ -180,18 +239,23 @@ class Client(_Base):
         q [total_q, Hq, D], k/v [total_k, Hk, D]: NumPy float16/float32 (or uint16 bf16 bits with
         dtype="bf16") or torch float16/bfloat16/float32. cu_seqlens_*: [B+1] ints. block_mask:
         bool [Hk, Nq, Nk] (array or tensor), CompactMask or PerSequenceMask. softmax_scale None =
-        1/sqrt(D). Keywords: dtype, mask_form, request_id, timeout, allow_tf32.
+        1/sqrt(D). Keywords: dtype, mask_form, request_id, timeout, allow_tf32, and out= /
+        lse_out=: NumPy arrays ([total_q, Hq, D] of the wire dtype; [total_q, Hq] float32) that
+        receive the answer (returned as given), so no new array is made.
         Returns out (the caller's kind and dtype), or (out, lse) with return_lse=True (lse fp32
-        [total_q, Hq], -inf for rows with no allowed key). Raises hbsa.HbsaError subclasses."""
-        req, name, timeout = self._request(
+        [total_q, Hq], -inf for rows with no allowed key). Raises hbsa.HbsaError subclasses.
+        Copies: q, k and v once into the request bytes (after the device-to-host copy for CUDA
+        tensors; grpcio then copies the bytes into its own buffers), out and lse once from the
+        received bytes (then to the device for CUDA callers)."""
+        raw, req, name, timeout, out, lse_out = self._request(
             (q, k, v, cu_seqlens_q, cu_seqlens_k, block_mask, q_block_size, k_block_size, causal,
              softmax_scale, return_lse), kwargs)
         try:
-            resp = self._stub.Attend(req, timeout=timeout)
+            answer = self._raw_attend(raw, timeout=timeout)
         except grpc.RpcError as e:
             raise from_rpc_error(e) from None
-        self.last_response = resp
-        return _unpack(resp, req, name, q, return_lse)
+        result, self.last_response = _unpack_raw(answer, req, name, q, return_lse, out, lse_out)
+        return result
 
     def capabilities(self):
         """The server's hbsa.v1.Capabilities message."""
@@ -226,6 +290,7 @@ class AsyncClient(_Base):
         super().__init__(target, timeout, max_message_bytes, load_balancing, retries, mask_form)
         self._channel = grpc.aio.insecure_channel(self.target, options=self._options)
         self._stub = attention_pb2_grpc.AttentionStub(self._channel)
+        self._raw_attend = self._channel.unary_unary("/hbsa.v1.Attention/Attend")
         self._health = self._channel.unary_unary(
             "/grpc.health.v1.Health/Check", request_serializer=_health_request,
             response_deserializer=_health_status)
@@ -233,15 +298,15 @@ class AsyncClient(_Base):
     async def attend(self, q, k, v, cu_seqlens_q, cu_seqlens_k, block_mask, q_block_size,
                      k_block_size, causal=False, softmax_scale=None, return_lse=False, **kwargs):
         """As Client.attend, awaited."""
-        req, name, timeout = self._request(
+        raw, req, name, timeout, out, lse_out = self._request(
             (q, k, v, cu_seqlens_q, cu_seqlens_k, block_mask, q_block_size, k_block_size, causal,
              softmax_scale, return_lse), kwargs)
         try:
-            resp = await self._stub.Attend(req, timeout=timeout)
+            answer = await self._raw_attend(raw, timeout=timeout)
         except grpc.RpcError as e:
             raise from_rpc_error(e) from None
-        self.last_response = resp
-        return _unpack(resp, req, name, q, return_lse)
+        result, self.last_response = _unpack_raw(answer, req, name, q, return_lse, out, lse_out)
+        return result
 
     async def capabilities(self):
         try:

@@ -13,6 +13,7 @@ WIRE = {"fp16": 1, "bf16": 2, "fp32": 3}
 _ALIASES = {"float16": "fp16", "half": "fp16", "fp16": "fp16", "bfloat16": "bf16", "bf16": "bf16",
             "float32": "fp32", "float": "fp32", "fp32": "fp32"}
 _NP = {"fp16": np.float16, "bf16": np.uint16, "fp32": np.float32}
+NP = _NP
 
 
 def _torch():
@@ -105,3 +106,25 @@ def lse_from_wire(data, shape, like):
     if is_torch(like):
         return _torch().from_numpy(a).to(like.device)
     return a
+
+
+def into_caller(view, out, like):
+    """One copy of `view` (a read-only array over received bytes) into caller memory: into
+    `out` when given (a NumPy array of view's shape and dtype, returned), else a new array of
+    the caller's kind (torch, on q's device, for torch callers)."""
+    if out is not None:
+        dst = np.asarray(out)
+        if dst.shape != view.shape or dst.dtype.itemsize != view.dtype.itemsize or \
+                dst.dtype.kind != view.dtype.kind:
+            raise client_error("out buffer must be %s %s; got %s %s"
+                               % (view.dtype, list(view.shape), dst.dtype, list(dst.shape)))
+        np.copyto(dst, view, casting="no")
+        return out
+    if is_torch(like):
+        torch = _torch()
+        if view.dtype == np.uint16:  # bf16 bits
+            t = torch.from_numpy(view.view(np.int16).copy()).view(torch.bfloat16)
+        else:
+            t = torch.from_numpy(view.copy())
+        return t.to(like.device)
+    return view.copy()

@@ -147,14 +147,26 @@ std::string_view CudaKernelName(CudaKernel kernel);
 // The inverse of CudaKernelName; nullopt for any other string.
 std::optional<CudaKernel> ParseCudaKernel(std::string_view name);
 
+// Validate in two halves, for callers that must know the block layout before they can build
+// the mask (the server converts wire masks once Nq and Nk are known): ValidateLayout checks
+// dtype, heads, head_dim, block sizes, softmax_scale, batch, totals and cu_seqlens (everything
+// CountBlocks needs); ValidateAfterLayout, which requires ValidateLayout(args) to have passed,
+// checks the mask and the buffers. Validate(args) is the two in order.
+absl::Status ValidateLayout(const AttentionArgs& args);
+absl::Status ValidateAfterLayout(const AttentionArgs& args);
+
 // Per-call execution options.
 struct RunOptions {
   int num_threads = 0;  // kCpu: worker threads; 0 = one per hardware thread
   int cuda_device = 0;  // kCuda: device ordinal
   CudaKernel cuda_kernel = CudaKernel::kAuto;  // kCuda: which kernel (see CudaKernel)
+  // The caller already ran Validate on exactly these arguments (the server validates each
+  // request once, at its edge): Run skips its own Validate. Passing unvalidated arguments with
+  // this set is undefined behaviour.
+  bool validated = false;
 };
 
-// Validates `args`, then computes out (and lse when asked) on `backend`. Synchronous: returns
+// Validates `args` (unless options.validated), then computes out (and lse when asked) on `backend`. Synchronous: returns
 // after every output element is written. On error the outputs' contents are unspecified.
 absl::Status Run(Backend backend, const AttentionArgs& args, const RunOptions& options = {});
 

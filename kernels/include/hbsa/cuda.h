@@ -14,7 +14,8 @@
 //   cudaMemcpyAsync(pinned_out, dev + layout->out_offset, layout->output_bytes, D2H, stream);
 //   cudaEventRecord(done, stream);                           // completion, polled or waited on
 //
-// `args` must have passed hbsa::Validate. Its host buffers are read by PackInputs only;
+// `args` must have passed hbsa::Validate (or be built valid, like a server's merged batch of
+// validated requests). Its host buffers are read by PackInputs only;
 // Enqueue reads only shapes and scalars (and the host cu_seqlens to size the grid). Nothing
 // here synchronises the device or the stream, allocates device memory, or aborts: launch
 // errors come back as INTERNAL statuses naming the step that failed (the planner launch, the
@@ -76,6 +77,19 @@ absl::StatusOr<RequestLayout> PlanRequest(const AttentionArgs& args,
 
 // Copies the inputs of `args` (host memory) into `dst` (input_bytes, ideally pinned).
 void PackInputs(const AttentionArgs& args, const RequestLayout& layout, void* dst);
+
+// For callers that place q, k and v themselves (a server copying them from scattered network
+// buffers straight into pinned memory, merging several requests' tensors into one batch, or
+// reading them from memory the device can DMA from directly): where each tensor starts in the
+// input region, and PackMetadata, which fills the rest of it ([metadata, input_bytes): the
+// cu_seqlens, layout arrays, tile table and mask) and reads only shapes, cu_seqlens and the
+// mask of `args` (q/k/v data may be null). PackInputs = the three tensors + PackMetadata.
+struct InputOffsets {
+  size_t q = 0, k = 0, v = 0;  // byte offsets of q, k and v in [0, input_bytes)
+  size_t metadata = 0;         // [metadata, input_bytes) is what PackMetadata writes
+};
+InputOffsets InputOffsetsOf(const RequestLayout& layout);
+void PackMetadata(const AttentionArgs& args, const RequestLayout& layout, void* dst);
 
 // Enqueues device-side planning and the attention kernels on `stream`. `device_base` is a
 // device allocation of at least layout.total_bytes whose [0, input_bytes) holds (or will hold,

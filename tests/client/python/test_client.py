@@ -186,3 +186,25 @@ def test_torch_tensors(client):
         assert isinstance(out, torch.Tensor) and out.dtype == args[0].dtype
         ref = out.view(torch.int16).numpy().view(np.uint16) if c.dtype == "bf16" else out.numpy()
         assert_matches(c, ref, lse.numpy())
+
+
+def test_answer_into_caller_arrays_and_raw_request_bytes(client):
+    """out=/lse_out= receive the answer in place; the request bytes built around the arrays
+    parse as the same AttendRequest protobuf would build."""
+    from hbsa._client import build_request, build_request_bytes
+    from hbsa.v1 import attention_pb2
+    case = Case(CASES[0])
+    out = np.zeros(case.q.shape, dtype=case.q.dtype)
+    lse = np.full(case.lse.shape, np.nan, dtype=np.float32)
+    args = case.args()
+    got, got_lse = client.attend(*args, return_lse=True, dtype=case.dtype, out=out, lse_out=lse)
+    assert got is out and got_lse is lse
+    assert_out_matches(case, out)
+    finite = np.isfinite(case.lse)
+    assert np.all(np.abs(lse[finite] - case.lse[finite]) <= TOL[case.dtype][2])
+    assert np.all(np.isneginf(lse[~finite]))
+    raw, _, _ = build_request_bytes(*args, dtype=case.dtype, request_id="x")
+    want, _ = build_request(*args, dtype=case.dtype, request_id="x")
+    assert attention_pb2.AttendRequest.FromString(raw) == want
+    with pytest.raises(hbsa.HbsaError):
+        client.attend(*args, dtype=case.dtype, out=np.zeros((1, 1, 1), dtype=out.dtype))
