@@ -14,7 +14,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17hbsa/v1/attention.proto\x12\x07hbsa.v1\"D\n\x06Tensor\x12\x1d\n\x05\x64type\x18\x01 \x01(\x0e\x32\x0e.hbsa.v1.DType\x12\r\n\x05shape\x18\x02 \x03(\x03\x12\x0c\n\x04\x64\x61ta\x18\x03 \x01(\x0c\"-\n\x0e\x44\x65nseBlockMask\x12\r\n\x05shape\x18\x01 \x03(\x03\x12\x0c\n\x04\x62its\x18\x02 \x01(\x0c\")\n\x14PerSequenceBlockMask\x12\x11\n\tsequences\x18\x01 \x03(\x0c\"<\n\x10\x43ompactBlockMask\x12\x13\n\x0brow_offsets\x18\x01 \x03(\x03\x12\x13\n\x0b\x63ol_indices\x18\x02 \x03(\x05\"\xe1\x03\n\rAttendRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x1a\n\x01q\x18\x02 \x01(\x0b\x32\x0f.hbsa.v1.Tensor\x12\x1a\n\x01k\x18\x03 \x01(\x0b\x32\x0f.hbsa.v1.Tensor\x12\x1a\n\x01v\x18\x04 \x01(\x0b\x32\x0f.hbsa.v1.Tensor\x12\x14\n\x0c\x63u_seqlens_q\x18\x05 \x03(\x05\x12\x14\n\x0c\x63u_seqlens_k\x18\x06 \x03(\x05\x12\x14\n\x0cq_block_size\x18\x07 \x01(\x05\x12\x14\n\x0ck_block_size\x18\x08 \x01(\x05\x12\x0e\n\x06\x63\x61usal\x18\t \x01(\x08\x12\x1a\n\rsoftmax_scale\x18\n \x01(\x02H\x01\x88\x01\x01\x12\x12\n\nreturn_lse\x18\x0b \x01(\x08\x12\x12\n\nallow_tf32\x18\x0c \x01(\x08\x12-\n\ndense_mask\x18\r \x01(\x0b\x32\x17.hbsa.v1.DenseBlockMaskH\x00\x12:\n\x11per_sequence_mask\x18\x0e \x01(\x0b\x32\x1d.hbsa.v1.PerSequenceBlockMaskH\x00\x12\x31\n\x0c\x63ompact_mask\x18\x0f \x01(\x0b\x32\x19.hbsa.v1.CompactBlockMaskH\x00\x42\x0c\n\nblock_maskB\x10\n\x0e_softmax_scale\"\x94\x01\n\x0cStageTimings\x12\x15\n\rqueue_seconds\x18\x01 \x01(\x01\x12\x1e\n\x16host_to_device_seconds\x18\x02 \x01(\x01\x12\x16\n\x0ekernel_seconds\x18\x03 \x01(\x01\x12\x1e\n\x16\x64\x65vice_to_host_seconds\x18\x04 \x01(\x01\x12\x15\n\rtotal_seconds\x18\x05 \x01(\x01\"&\n\x05\x45rror\x12\x0c\n\x04\x63ode\x18\x01 \x01(\x05\x12\x0f\n\x07message\x18\x02 \x01(\t\"\xc8\x01\n\x0e\x41ttendResponse\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x1c\n\x03out\x18\x02 \x01(\x0b\x32\x0f.hbsa.v1.Tensor\x12\x1c\n\x03lse\x18\x03 \x01(\x0b\x32\x0f.hbsa.v1.Tensor\x12&\n\x07timings\x18\x04 \x01(\x0b\x32\x15.hbsa.v1.StageTimings\x12\x0f\n\x07\x62\x61\x63kend\x18\x05 \x01(\t\x12\x0e\n\x06\x64\x65vice\x18\x06 \x01(\x05\x12\x1d\n\x05\x65rror\x18\x07 \x01(\x0b\x32\x0e.hbsa.v1.Error\"\x18\n\x16GetCapabilitiesRequest\"n\n\x06\x44\x65vice\x12\r\n\x05index\x18\x01 \x01(\x05\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x1a\n\x12total_memory_bytes\x18\x03 \x01(\x03\x12\x1a\n\x12\x63ompute_capability\x18\x04 \x01(\t\x12\x0f\n\x07streams\x18\x05 \x01(\x05\"\x9b\x01\n\x06Limits\x12\x19\n\x11max_message_bytes\x18\x01 \x01(\x03\x12\x18\n\x10max_queue_length\x18\x02 \x01(\x05\x12\x1b\n\x13memory_budget_bytes\x18\x03 \x01(\x03\x12\x14\n\x0cmax_head_dim\x18\x04 \x01(\x05\x12\x11\n\tmax_heads\x18\x05 \x01(\x05\x12\x16\n\x0emax_block_size\x18\x06 \x01(\x05\"\xe3\x01\n\x0c\x43\x61pabilities\x12\x16\n\x0eserver_version\x18\x01 \x01(\t\x12\x0f\n\x07\x62\x61\x63kend\x18\x02 \x01(\t\x12\x19\n\x11\x63ompiled_backends\x18\x03 \x03(\t\x12 \n\x07\x64\x65vices\x18\x04 \x03(\x0b\x32\x0f.hbsa.v1.Device\x12\x16\n\x0e\x66\x61st_head_dims\x18\x05 \x03(\x05\x12\x1e\n\x06\x64types\x18\x06 \x03(\x0e\x32\x0e.hbsa.v1.DType\x12\x14\n\x0cmask_formats\x18\x07 \x03(\t\x12\x1f\n\x06limits\x18\x08 \x01(\x0b\x32\x0f.hbsa.v1.Limits*X\n\x05\x44Type\x12\x15\n\x11\x44TYPE_UNSPECIFIED\x10\x00\x12\x11\n\rDTYPE_FLOAT16\x10\x01\x12\x12\n\x0e\x44TYPE_BFLOAT16\x10\x02\x12\x11\n\rDTYPE_FLOAT32\x10\x03\x32\xd6\x01\n\tAttention\x12\x39\n\x06\x41ttend\x12\x16.hbsa.v1.AttendRequest\x1a\x17.hbsa.v1.AttendResponse\x12\x43\n\x0c\x41ttendStream\x12\x16.hbsa.v1.AttendRequest\x1a\x17.hbsa.v1.AttendResponse(\x01\x30\x01\x12I\n\x0fGetCapabilities\x12\x1f.hbsa.v1.GetCapabilitiesRequest\x1a\x15.hbsa.v1.CapabilitiesB\x03\xf8\x01\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17hbsa/v1/attention.proto\x12\x07hbsa.v1\"k\n\x06Tensor\x12\x1d\n\x05\x64type\x18\x01 \x01(\x0e\x32\x0e.hbsa.v1.DType\x12\r\n\x05shape\x18\x02 \x03(\x03\x12\x0c\n\x04\x64\x61ta\x18\x03 \x01(\x0c\x12%\n\x03shm\x18\x04 \x01(\x0b\x32\x18.hbsa.v1.SharedMemoryRef\"D\n\x0fSharedMemoryRef\x12\x0e\n\x06region\x18\x01 \x01(\t\x12\x0e\n\x06offset\x18\x02 \x01(\x03\x12\x11\n\tbyte_size\x18\x03 \x01(\x03\"-\n\x0e\x44\x65nseBlockMask\x12\r\n\x05shape\x18\x01 \x03(\x03\x12\x0c\n\x04\x62its\x18\x02 \x01(\x0c\")\n\x14PerSequenceBlockMask\x12\x11\n\tsequences\x18\x01 \x03(\x0c\"<\n\x10\x43ompactBlockMask\x12\x13\n\x0brow_offsets\x18\x01 \x03(\x03\x12\x13\n\x0b\x63ol_indices\x18\x02 \x03(\x05\"\xb7\x04\n\rAttendRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x1a\n\x01q\x18\x02 \x01(\x0b\x32\x0f.hbsa.v1.Tensor\x12\x1a\n\x01k\x18\x03 \x01(\x0b\x32\x0f.hbsa.v1.Tensor\x12\x1a\n\x01v\x18\x04 \x01(\x0b\x32\x0f.hbsa.v1.Tensor\x12\x14\n\x0c\x63u_seqlens_q\x18\x05 \x03(\x05\x12\x14\n\x0c\x63u_seqlens_k\x18\x06 \x03(\x05\x12\x14\n\x0cq_block_size\x18\x07 \x01(\x05\x12\x14\n\x0ck_block_size\x18\x08 \x01(\x05\x12\x0e\n\x06\x63\x61usal\x18\t \x01(\x08\x12\x1a\n\rsoftmax_scale\x18\n \x01(\x02H\x01\x88\x01\x01\x12\x12\n\nreturn_lse\x18\x0b \x01(\x08\x12\x12\n\nallow_tf32\x18\x0c \x01(\x08\x12-\n\ndense_mask\x18\r \x01(\x0b\x32\x17.hbsa.v1.DenseBlockMaskH\x00\x12:\n\x11per_sequence_mask\x18\x0e \x01(\x0b\x32\x1d.hbsa.v1.PerSequenceBlockMaskH\x00\x12\x31\n\x0c\x63ompact_mask\x18\x0f \x01(\x0b\x32\x19.hbsa.v1.CompactBlockMaskH\x00\x12)\n\x07out_shm\x18\x10 \x01(\x0b\x32\x18.hbsa.v1.SharedMemoryRef\x12)\n\x07lse_shm\x18\x11 \x01(\x0b\x32\x18.hbsa.v1.SharedMemoryRefB\x0c\n\nblock_maskB\x10\n\x0e_softmax_scale\"\xf2\x01\n\x0cStageTimings\x12\x15\n\rqueue_seconds\x18\x01 \x01(\x01\x12\x1e\n\x16host_to_device_seconds\x18\x02 \x01(\x01\x12\x16\n\x0ekernel_seconds\x18\x03 \x01(\x01\x12\x1e\n\x16\x64\x65vice_to_host_seconds\x18\x04 \x01(\x01\x12\x15\n\rtotal_seconds\x18\x05 \x01(\x01\x12\x15\n\rparse_seconds\x18\x06 \x01(\x01\x12\x17\n\x0fstaging_seconds\x18\x07 \x01(\x01\x12\x18\n\x10response_seconds\x18\x08 \x01(\x01\x12\x12\n\nbatch_size\x18\t \x01(\x05\"&\n\x05\x45rror\x12\x0c\n\x04\x63ode\x18\x01 \x01(\x05\x12\x0f\n\x07message\x18\x02 \x01(\t\"\xd8\x01\n\x0e\x41ttendResponse\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x1c\n\x03out\x18\x02 \x01(\x0b\x32\x0f.hbsa.v1.Tensor\x12\x1c\n\x03lse\x18\x03 \x01(\x0b\x32\x0f.hbsa.v1.Tensor\x12&\n\x07timings\x18\x04 \x01(\x0b\x32\x15.hbsa.v1.StageTimings\x12\x0f\n\x07\x62\x61\x63kend\x18\x05 \x01(\t\x12\x0e\n\x06\x64\x65vice\x18\x06 \x01(\x05\x12\x1d\n\x05\x65rror\x18\x07 \x01(\x0b\x32\x0e.hbsa.v1.Error\x12\x0e\n\x06kernel\x18\x08 \x01(\t\"\x18\n\x16GetCapabilitiesRequest\"[\n\x1bRegisterSharedMemoryRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0b\n\x03key\x18\x02 \x01(\t\x12\x0e\n\x06offset\x18\x03 \x01(\x03\x12\x11\n\tbyte_size\x18\x04 \x01(\x03\"\x1e\n\x1cRegisterSharedMemoryResponse\"-\n\x1dUnregisterSharedMemoryRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\" \n\x1eUnregisterSharedMemoryResponse\"\x7f\n\x06\x44\x65vice\x12\r\n\x05index\x18\x01 \x01(\x05\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x1a\n\x12total_memory_bytes\x18\x03 \x01(\x03\x12\x1a\n\x12\x63ompute_capability\x18\x04 \x01(\t\x12\x0f\n\x07streams\x18\x05 \x01(\x05\x12\x0f\n\x07kernels\x18\x06 \x03(\t\"\x9b\x01\n\x06Limits\x12\x19\n\x11max_message_bytes\x18\x01 \x01(\x03\x12\x18\n\x10max_queue_length\x18\x02 \x01(\x05\x12\x1b\n\x13memory_budget_bytes\x18\x03 \x01(\x03\x12\x14\n\x0cmax_head_dim\x18\x04 \x01(\x05\x12\x11\n\tmax_heads\x18\x05 \x01(\x05\x12\x16\n\x0emax_block_size\x18\x06 \x01(\x05\"\xe3\x01\n\x0c\x43\x61pabilities\x12\x16\n\x0eserver_version\x18\x01 \x01(\t\x12\x0f\n\x07\x62\x61\x63kend\x18\x02 \x01(\t\x12\x19\n\x11\x63ompiled_backends\x18\x03 \x03(\t\x12 \n\x07\x64\x65vices\x18\x04 \x03(\x0b\x32\x0f.hbsa.v1.Device\x12\x16\n\x0e\x66\x61st_head_dims\x18\x05 \x03(\x05\x12\x1e\n\x06\x64types\x18\x06 \x03(\x0e\x32\x0e.hbsa.v1.DType\x12\x14\n\x0cmask_formats\x18\x07 \x03(\t\x12\x1f\n\x06limits\x18\x08 \x01(\x0b\x32\x0f.hbsa.v1.Limits*X\n\x05\x44Type\x12\x15\n\x11\x44TYPE_UNSPECIFIED\x10\x00\x12\x11\n\rDTYPE_FLOAT16\x10\x01\x12\x12\n\x0e\x44TYPE_BFLOAT16\x10\x02\x12\x11\n\rDTYPE_FLOAT32\x10\x03\x32\xa6\x03\n\tAttention\x12\x39\n\x06\x41ttend\x12\x16.hbsa.v1.AttendRequest\x1a\x17.hbsa.v1.AttendResponse\x12\x43\n\x0c\x41ttendStream\x12\x16.hbsa.v1.AttendRequest\x1a\x17.hbsa.v1.AttendResponse(\x01\x30\x01\x12I\n\x0fGetCapabilities\x12\x1f.hbsa.v1.GetCapabilitiesRequest\x1a\x15.hbsa.v1.Capabilities\x12\x63\n\x14RegisterSharedMemory\x12$.hbsa.v1.RegisterSharedMemoryRequest\x1a%.hbsa.v1.RegisterSharedMemoryResponse\x12i\n\x16UnregisterSharedMemory\x12&.hbsa.v1.UnregisterSharedMemoryRequest\x1a\'.hbsa.v1.UnregisterSharedMemoryResponseB\x03\xf8\x01\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -22,32 +22,42 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'hbsa.v1.attention_pb2', _gl
 if _descriptor._USE_C_DESCRIPTORS == False:
   _globals['DESCRIPTOR']._options = None
   _globals['DESCRIPTOR']._serialized_options = b'\370\001\001'
-  _globals['_DTYPE']._serialized_start=1662
-  _globals['_DTYPE']._serialized_end=1750
+  _globals['_DTYPE']._serialized_start=2190
+  _globals['_DTYPE']._serialized_end=2278
   _globals['_TENSOR']._serialized_start=36
-  _globals['_TENSOR']._serialized_end=104
-  _globals['_DENSEBLOCKMASK']._serialized_start=106
-  _globals['_DENSEBLOCKMASK']._serialized_end=151
-  _globals['_PERSEQUENCEBLOCKMASK']._serialized_start=153
-  _globals['_PERSEQUENCEBLOCKMASK']._serialized_end=194
-  _globals['_COMPACTBLOCKMASK']._serialized_start=196
-  _globals['_COMPACTBLOCKMASK']._serialized_end=256
-  _globals['_ATTENDREQUEST']._serialized_start=259
-  _globals['_ATTENDREQUEST']._serialized_end=740
-  _globals['_STAGETIMINGS']._serialized_start=743
-  _globals['_STAGETIMINGS']._serialized_end=891
-  _globals['_ERROR']._serialized_start=893
-  _globals['_ERROR']._serialized_end=931
-  _globals['_ATTENDRESPONSE']._serialized_start=934
-  _globals['_ATTENDRESPONSE']._serialized_end=1134
-  _globals['_GETCAPABILITIESREQUEST']._serialized_start=1136
-  _globals['_GETCAPABILITIESREQUEST']._serialized_end=1160
-  _globals['_DEVICE']._serialized_start=1162
-  _globals['_DEVICE']._serialized_end=1272
-  _globals['_LIMITS']._serialized_start=1275
-  _globals['_LIMITS']._serialized_end=1430
-  _globals['_CAPABILITIES']._serialized_start=1433
-  _globals['_CAPABILITIES']._serialized_end=1660
-  _globals['_ATTENTION']._serialized_start=1753
-  _globals['_ATTENTION']._serialized_end=1967
+  _globals['_TENSOR']._serialized_end=143
+  _globals['_SHAREDMEMORYREF']._serialized_start=145
+  _globals['_SHAREDMEMORYREF']._serialized_end=213
+  _globals['_DENSEBLOCKMASK']._serialized_start=215
+  _globals['_DENSEBLOCKMASK']._serialized_end=260
+  _globals['_PERSEQUENCEBLOCKMASK']._serialized_start=262
+  _globals['_PERSEQUENCEBLOCKMASK']._serialized_end=303
+  _globals['_COMPACTBLOCKMASK']._serialized_start=305
+  _globals['_COMPACTBLOCKMASK']._serialized_end=365
+  _globals['_ATTENDREQUEST']._serialized_start=368
+  _globals['_ATTENDREQUEST']._serialized_end=935
+  _globals['_STAGETIMINGS']._serialized_start=938
+  _globals['_STAGETIMINGS']._serialized_end=1180
+  _globals['_ERROR']._serialized_start=1182
+  _globals['_ERROR']._serialized_end=1220
+  _globals['_ATTENDRESPONSE']._serialized_start=1223
+  _globals['_ATTENDRESPONSE']._serialized_end=1439
+  _globals['_GETCAPABILITIESREQUEST']._serialized_start=1441
+  _globals['_GETCAPABILITIESREQUEST']._serialized_end=1465
+  _globals['_REGISTERSHAREDMEMORYREQUEST']._serialized_start=1467
+  _globals['_REGISTERSHAREDMEMORYREQUEST']._serialized_end=1558
+  _globals['_REGISTERSHAREDMEMORYRESPONSE']._serialized_start=1560
+  _globals['_REGISTERSHAREDMEMORYRESPONSE']._serialized_end=1590
+  _globals['_UNREGISTERSHAREDMEMORYREQUEST']._serialized_start=1592
+  _globals['_UNREGISTERSHAREDMEMORYREQUEST']._serialized_end=1637
+  _globals['_UNREGISTERSHAREDMEMORYRESPONSE']._serialized_start=1639
+  _globals['_UNREGISTERSHAREDMEMORYRESPONSE']._serialized_end=1671
+  _globals['_DEVICE']._serialized_start=1673
+  _globals['_DEVICE']._serialized_end=1800
+  _globals['_LIMITS']._serialized_start=1803
+  _globals['_LIMITS']._serialized_end=1958
+  _globals['_CAPABILITIES']._serialized_start=1961
+  _globals['_CAPABILITIES']._serialized_end=2188
+  _globals['_ATTENTION']._serialized_start=2281
+  _globals['_ATTENTION']._serialized_end=2703
 # @@protoc_insertion_point(module_scope)

@@ -18,14 +18,26 @@ DTYPE_BFLOAT16: DType
 DTYPE_FLOAT32: DType
 
 class Tensor(_message.Message):
-    __slots__ = ("dtype", "shape", "data")
+    __slots__ = ("dtype", "shape", "data", "shm")
     DTYPE_FIELD_NUMBER: _ClassVar[int]
     SHAPE_FIELD_NUMBER: _ClassVar[int]
     DATA_FIELD_NUMBER: _ClassVar[int]
+    SHM_FIELD_NUMBER: _ClassVar[int]
     dtype: DType
     shape: _containers.RepeatedScalarFieldContainer[int]
     data: bytes
-    def __init__(self, dtype: _Optional[_Union[DType, str]] = ..., shape: _Optional[_Iterable[int]] = ..., data: _Optional[bytes] = ...) -> None: ...
+    shm: SharedMemoryRef
+    def __init__(self, dtype: _Optional[_Union[DType, str]] = ..., shape: _Optional[_Iterable[int]] = ..., data: _Optional[bytes] = ..., shm: _Optional[_Union[SharedMemoryRef, _Mapping]] = ...) -> None: ...
+
+class SharedMemoryRef(_message.Message):
+    __slots__ = ("region", "offset", "byte_size")
+    REGION_FIELD_NUMBER: _ClassVar[int]
+    OFFSET_FIELD_NUMBER: _ClassVar[int]
+    BYTE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    region: str
+    offset: int
+    byte_size: int
+    def __init__(self, region: _Optional[str] = ..., offset: _Optional[int] = ..., byte_size: _Optional[int] = ...) -> None: ...
 
 class DenseBlockMask(_message.Message):
     __slots__ = ("shape", "bits")
@@ -50,7 +62,7 @@ class CompactBlockMask(_message.Message):
     def __init__(self, row_offsets: _Optional[_Iterable[int]] = ..., col_indices: _Optional[_Iterable[int]] = ...) -> None: ...
 
 class AttendRequest(_message.Message):
-    __slots__ = ("request_id", "q", "k", "v", "cu_seqlens_q", "cu_seqlens_k", "q_block_size", "k_block_size", "causal", "softmax_scale", "return_lse", "allow_tf32", "dense_mask", "per_sequence_mask", "compact_mask")
+    __slots__ = ("request_id", "q", "k", "v", "cu_seqlens_q", "cu_seqlens_k", "q_block_size", "k_block_size", "causal", "softmax_scale", "return_lse", "allow_tf32", "dense_mask", "per_sequence_mask", "compact_mask", "out_shm", "lse_shm")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     Q_FIELD_NUMBER: _ClassVar[int]
     K_FIELD_NUMBER: _ClassVar[int]
@@ -66,6 +78,8 @@ class AttendRequest(_message.Message):
     DENSE_MASK_FIELD_NUMBER: _ClassVar[int]
     PER_SEQUENCE_MASK_FIELD_NUMBER: _ClassVar[int]
     COMPACT_MASK_FIELD_NUMBER: _ClassVar[int]
+    OUT_SHM_FIELD_NUMBER: _ClassVar[int]
+    LSE_SHM_FIELD_NUMBER: _ClassVar[int]
     request_id: str
     q: Tensor
     k: Tensor
@@ -81,21 +95,31 @@ class AttendRequest(_message.Message):
     dense_mask: DenseBlockMask
     per_sequence_mask: PerSequenceBlockMask
     compact_mask: CompactBlockMask
-    def __init__(self, request_id: _Optional[str] = ..., q: _Optional[_Union[Tensor, _Mapping]] = ..., k: _Optional[_Union[Tensor, _Mapping]] = ..., v: _Optional[_Union[Tensor, _Mapping]] = ..., cu_seqlens_q: _Optional[_Iterable[int]] = ..., cu_seqlens_k: _Optional[_Iterable[int]] = ..., q_block_size: _Optional[int] = ..., k_block_size: _Optional[int] = ..., causal: bool = ..., softmax_scale: _Optional[float] = ..., return_lse: bool = ..., allow_tf32: bool = ..., dense_mask: _Optional[_Union[DenseBlockMask, _Mapping]] = ..., per_sequence_mask: _Optional[_Union[PerSequenceBlockMask, _Mapping]] = ..., compact_mask: _Optional[_Union[CompactBlockMask, _Mapping]] = ...) -> None: ...
+    out_shm: SharedMemoryRef
+    lse_shm: SharedMemoryRef
+    def __init__(self, request_id: _Optional[str] = ..., q: _Optional[_Union[Tensor, _Mapping]] = ..., k: _Optional[_Union[Tensor, _Mapping]] = ..., v: _Optional[_Union[Tensor, _Mapping]] = ..., cu_seqlens_q: _Optional[_Iterable[int]] = ..., cu_seqlens_k: _Optional[_Iterable[int]] = ..., q_block_size: _Optional[int] = ..., k_block_size: _Optional[int] = ..., causal: bool = ..., softmax_scale: _Optional[float] = ..., return_lse: bool = ..., allow_tf32: bool = ..., dense_mask: _Optional[_Union[DenseBlockMask, _Mapping]] = ..., per_sequence_mask: _Optional[_Union[PerSequenceBlockMask, _Mapping]] = ..., compact_mask: _Optional[_Union[CompactBlockMask, _Mapping]] = ..., out_shm: _Optional[_Union[SharedMemoryRef, _Mapping]] = ..., lse_shm: _Optional[_Union[SharedMemoryRef, _Mapping]] = ...) -> None: ...
 
 class StageTimings(_message.Message):
-    __slots__ = ("queue_seconds", "host_to_device_seconds", "kernel_seconds", "device_to_host_seconds", "total_seconds")
+    __slots__ = ("queue_seconds", "host_to_device_seconds", "kernel_seconds", "device_to_host_seconds", "total_seconds", "parse_seconds", "staging_seconds", "response_seconds", "batch_size")
     QUEUE_SECONDS_FIELD_NUMBER: _ClassVar[int]
     HOST_TO_DEVICE_SECONDS_FIELD_NUMBER: _ClassVar[int]
     KERNEL_SECONDS_FIELD_NUMBER: _ClassVar[int]
     DEVICE_TO_HOST_SECONDS_FIELD_NUMBER: _ClassVar[int]
     TOTAL_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    PARSE_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    STAGING_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    RESPONSE_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    BATCH_SIZE_FIELD_NUMBER: _ClassVar[int]
     queue_seconds: float
     host_to_device_seconds: float
     kernel_seconds: float
     device_to_host_seconds: float
     total_seconds: float
-    def __init__(self, queue_seconds: _Optional[float] = ..., host_to_device_seconds: _Optional[float] = ..., kernel_seconds: _Optional[float] = ..., device_to_host_seconds: _Optional[float] = ..., total_seconds: _Optional[float] = ...) -> None: ...
+    parse_seconds: float
+    staging_seconds: float
+    response_seconds: float
+    batch_size: int
+    def __init__(self, queue_seconds: _Optional[float] = ..., host_to_device_seconds: _Optional[float] = ..., kernel_seconds: _Optional[float] = ..., device_to_host_seconds: _Optional[float] = ..., total_seconds: _Optional[float] = ..., parse_seconds: _Optional[float] = ..., staging_seconds: _Optional[float] = ..., response_seconds: _Optional[float] = ..., batch_size: _Optional[int] = ...) -> None: ...
 
 class Error(_message.Message):
     __slots__ = ("code", "message")
@@ -106,7 +130,7 @@ class Error(_message.Message):
     def __init__(self, code: _Optional[int] = ..., message: _Optional[str] = ...) -> None: ...
 
 class AttendResponse(_message.Message):
-    __slots__ = ("request_id", "out", "lse", "timings", "backend", "device", "error")
+    __slots__ = ("request_id", "out", "lse", "timings", "backend", "device", "error", "kernel")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     OUT_FIELD_NUMBER: _ClassVar[int]
     LSE_FIELD_NUMBER: _ClassVar[int]
@@ -114,6 +138,7 @@ class AttendResponse(_message.Message):
     BACKEND_FIELD_NUMBER: _ClassVar[int]
     DEVICE_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
+    KERNEL_FIELD_NUMBER: _ClassVar[int]
     request_id: str
     out: Tensor
     lse: Tensor
@@ -121,25 +146,54 @@ class AttendResponse(_message.Message):
     backend: str
     device: int
     error: Error
-    def __init__(self, request_id: _Optional[str] = ..., out: _Optional[_Union[Tensor, _Mapping]] = ..., lse: _Optional[_Union[Tensor, _Mapping]] = ..., timings: _Optional[_Union[StageTimings, _Mapping]] = ..., backend: _Optional[str] = ..., device: _Optional[int] = ..., error: _Optional[_Union[Error, _Mapping]] = ...) -> None: ...
+    kernel: str
+    def __init__(self, request_id: _Optional[str] = ..., out: _Optional[_Union[Tensor, _Mapping]] = ..., lse: _Optional[_Union[Tensor, _Mapping]] = ..., timings: _Optional[_Union[StageTimings, _Mapping]] = ..., backend: _Optional[str] = ..., device: _Optional[int] = ..., error: _Optional[_Union[Error, _Mapping]] = ..., kernel: _Optional[str] = ...) -> None: ...
 
 class GetCapabilitiesRequest(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
 
+class RegisterSharedMemoryRequest(_message.Message):
+    __slots__ = ("name", "key", "offset", "byte_size")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    OFFSET_FIELD_NUMBER: _ClassVar[int]
+    BYTE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    key: str
+    offset: int
+    byte_size: int
+    def __init__(self, name: _Optional[str] = ..., key: _Optional[str] = ..., offset: _Optional[int] = ..., byte_size: _Optional[int] = ...) -> None: ...
+
+class RegisterSharedMemoryResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class UnregisterSharedMemoryRequest(_message.Message):
+    __slots__ = ("name",)
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    def __init__(self, name: _Optional[str] = ...) -> None: ...
+
+class UnregisterSharedMemoryResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
 class Device(_message.Message):
-    __slots__ = ("index", "name", "total_memory_bytes", "compute_capability", "streams")
+    __slots__ = ("index", "name", "total_memory_bytes", "compute_capability", "streams", "kernels")
     INDEX_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     TOTAL_MEMORY_BYTES_FIELD_NUMBER: _ClassVar[int]
     COMPUTE_CAPABILITY_FIELD_NUMBER: _ClassVar[int]
     STREAMS_FIELD_NUMBER: _ClassVar[int]
+    KERNELS_FIELD_NUMBER: _ClassVar[int]
     index: int
     name: str
     total_memory_bytes: int
     compute_capability: str
     streams: int
-    def __init__(self, index: _Optional[int] = ..., name: _Optional[str] = ..., total_memory_bytes: _Optional[int] = ..., compute_capability: _Optional[str] = ..., streams: _Optional[int] = ...) -> None: ...
+    kernels: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, index: _Optional[int] = ..., name: _Optional[str] = ..., total_memory_bytes: _Optional[int] = ..., compute_capability: _Optional[str] = ..., streams: _Optional[int] = ..., kernels: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class Limits(_message.Message):
     __slots__ = ("max_message_bytes", "max_queue_length", "memory_budget_bytes", "max_head_dim", "max_heads", "max_block_size")

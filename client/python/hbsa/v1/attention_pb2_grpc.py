@@ -30,6 +30,16 @@ class AttentionStub(object):
                 request_serializer=hbsa_dot_v1_dot_attention__pb2.GetCapabilitiesRequest.SerializeToString,
                 response_deserializer=hbsa_dot_v1_dot_attention__pb2.Capabilities.FromString,
                 )
+        self.RegisterSharedMemory = channel.unary_unary(
+                '/hbsa.v1.Attention/RegisterSharedMemory',
+                request_serializer=hbsa_dot_v1_dot_attention__pb2.RegisterSharedMemoryRequest.SerializeToString,
+                response_deserializer=hbsa_dot_v1_dot_attention__pb2.RegisterSharedMemoryResponse.FromString,
+                )
+        self.UnregisterSharedMemory = channel.unary_unary(
+                '/hbsa.v1.Attention/UnregisterSharedMemory',
+                request_serializer=hbsa_dot_v1_dot_attention__pb2.UnregisterSharedMemoryRequest.SerializeToString,
+                response_deserializer=hbsa_dot_v1_dot_attention__pb2.UnregisterSharedMemoryResponse.FromString,
+                )
 
 
 class AttentionServicer(object):
@@ -61,6 +71,25 @@ class AttentionServicer(object):
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RegisterSharedMemory(self, request, context):
+        """Same-host callers: register a POSIX shared-memory object once (shm_open name, a byte
+        range of it), then name it in Tensor.shm / AttendRequest.out_shm instead of sending bytes.
+        INVALID_ARGUMENT for a bad name, range or size; NOT_FOUND when the object does not exist;
+        PERMISSION_DENIED when the server may not map it read-write; ALREADY_EXISTS for a name in
+        use. Registrations live until unregistered or the server exits.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UnregisterSharedMemory(self, request, context):
+        """Forgets a registration (NOT_FOUND if unknown). Requests already admitted keep their mapping
+        until they finish.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AttentionServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -78,6 +107,16 @@ def add_AttentionServicer_to_server(servicer, server):
                     servicer.GetCapabilities,
                     request_deserializer=hbsa_dot_v1_dot_attention__pb2.GetCapabilitiesRequest.FromString,
                     response_serializer=hbsa_dot_v1_dot_attention__pb2.Capabilities.SerializeToString,
+            ),
+            'RegisterSharedMemory': grpc.unary_unary_rpc_method_handler(
+                    servicer.RegisterSharedMemory,
+                    request_deserializer=hbsa_dot_v1_dot_attention__pb2.RegisterSharedMemoryRequest.FromString,
+                    response_serializer=hbsa_dot_v1_dot_attention__pb2.RegisterSharedMemoryResponse.SerializeToString,
+            ),
+            'UnregisterSharedMemory': grpc.unary_unary_rpc_method_handler(
+                    servicer.UnregisterSharedMemory,
+                    request_deserializer=hbsa_dot_v1_dot_attention__pb2.UnregisterSharedMemoryRequest.FromString,
+                    response_serializer=hbsa_dot_v1_dot_attention__pb2.UnregisterSharedMemoryResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -138,5 +177,39 @@ class Attention(object):
         return grpc.experimental.unary_unary(request, target, '/hbsa.v1.Attention/GetCapabilities',
             hbsa_dot_v1_dot_attention__pb2.GetCapabilitiesRequest.SerializeToString,
             hbsa_dot_v1_dot_attention__pb2.Capabilities.FromString,
+            options, channel_credentials,
+            insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
+
+    @staticmethod
+    def RegisterSharedMemory(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(request, target, '/hbsa.v1.Attention/RegisterSharedMemory',
+            hbsa_dot_v1_dot_attention__pb2.RegisterSharedMemoryRequest.SerializeToString,
+            hbsa_dot_v1_dot_attention__pb2.RegisterSharedMemoryResponse.FromString,
+            options, channel_credentials,
+            insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
+
+    @staticmethod
+    def UnregisterSharedMemory(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(request, target, '/hbsa.v1.Attention/UnregisterSharedMemory',
+            hbsa_dot_v1_dot_attention__pb2.UnregisterSharedMemoryRequest.SerializeToString,
+            hbsa_dot_v1_dot_attention__pb2.UnregisterSharedMemoryResponse.FromString,
             options, channel_credentials,
             insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
