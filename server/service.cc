@@ -7,6 +7,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "request_id.h"
 #include "status_map.h"
 
 namespace hbsa::server {
@@ -33,7 +34,7 @@ class AttendCall final : public grpc::ServerUnaryReactor {
 
  private:
   void Done(const absl::Status& status, Clock::time_point received) {
-    response_->set_request_id(request_->request_id());
+    response_->set_request_id(EchoedRequestId(request_->request_id()));
     service_->RecordOutcome("Attend", request_->request_id(), status, received,
                             status.ok() ? static_cast<int64_t>(response_->ByteSizeLong()) : 0);
     Finish(ToGrpcStatus(status));
@@ -106,7 +107,7 @@ class AttendStreamCall final
   void JobDone(Entry* entry, const absl::Status& status) {
     std::unique_ptr<Entry> owned(entry);
     v1::AttendResponse* r = owned->response.get();
-    r->set_request_id(owned->request->request_id());
+    r->set_request_id(EchoedRequestId(owned->request->request_id()));
     if (!status.ok()) {
       r->clear_out();
       r->clear_lse();
@@ -224,8 +225,8 @@ void AttentionService::RecordOutcome(const char* method, const std::string& requ
   metrics_->RecordRequest(method, code, seconds);
   metrics_->AddSentBytes(response_bytes);
   if (!status.ok()) {
-    spdlog::warn("{} request_id=\"{}\" failed: {}: {}", method, request_id, StatusCodeName(code),
-                 std::string(status.message()));
+    spdlog::warn("{} request_id=\"{}\" failed: {}: {}", method, LogSafeRequestId(request_id),
+                 StatusCodeName(code), std::string(status.message()));
   }
 }
 

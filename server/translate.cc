@@ -1,6 +1,6 @@
 // server/translate.cc: request checks and conversion to hbsa::AttentionArgs (see the header).
 //
-// Order: tensors (dtype, shape, bytes) -> limits -> scalars and cu_seqlens through
+// Order: request_id length -> tensors (dtype, shape, bytes) -> limits -> scalars and cu_seqlens through
 // hbsa::Validate with an empty stand-in mask -> the mask in its wire form -> hbsa::Validate on
 // the final arguments. hbsa::Validate checks scalars and cu_seqlens before the mask (its
 // documented order), so the first pass proves the block counts right before the mask is read.
@@ -16,6 +16,7 @@
 #include "heuristics.h"
 #include "hbsa/plan.h"
 #include "mask_convert.h"
+#include "request_id.h"
 
 namespace hbsa::server {
 namespace {
@@ -117,6 +118,7 @@ std::string ProtoFieldMessage(absl::string_view msg, absl::string_view mask_form
 absl::StatusOr<std::unique_ptr<TranslatedRequest>> Translate(const v1::AttendRequest& req,
                                                              const TranslateLimits& limits) {
   const int64_t cap = limits.max_message_bytes;
+  if (absl::Status s = CheckRequestId(req.request_id()); !s.ok()) return s;
   // Tensors: dtype, shape, bytes.
   absl::StatusOr<DType> dtype = FromProtoDType(req.q().dtype(), "q.dtype");
   if (!dtype.ok()) return dtype.status();
@@ -166,11 +168,15 @@ absl::StatusOr<std::unique_ptr<TranslatedRequest>> Translate(const v1::AttendReq
   t->return_lse = req.return_lse();
   t->out_bytes = *q_elems * static_cast<int64_t>(es);
   t->lse_bytes = t->return_lse ? req.q().shape(0) * req.q().shape(1) * 4 : 0;
-  constexpr int64_t kResponseOverhead = 4096;  // ids, shapes, timings, framing
-  if (t->out_bytes + t->lse_bytes + kResponseOverhead > cap) {
+  // The response echoes request_id; the rest (shapes, timings, backend, framing) fits in the
+  // fixed overhead.
+  constexpr int64_t kResponseOverhead = 4096;
+  const int64_t id_bytes = static_cast<int64_t>(req.request_id().size());
+  if (t->out_bytes + t->lse_bytes + id_bytes + kResponseOverhead > cap) {
     return absl::ResourceExhaustedError(absl::StrCat(
-        "q.shape: the response (out ", t->out_bytes, " + lse ", t->lse_bytes,
-        " bytes) would be past the message size limit (", cap, " bytes)"));
+        "q.shape: the response (out ", t->out_bytes, " + lse ", t->lse_bytes, " + request_id ",
+        id_bytes, " + ", kResponseOverhead, " bytes) would be past the message size limit (", cap,
+        " bytes)"));
   }
 
   AttentionArgs& a = t->args;
@@ -238,6 +244,7 @@ absl::StatusOr<std::unique_ptr<TranslatedRequest>> Translate(const v1::AttendReq
         CompactMask c = DenseBitsToCompact(m.bits(), layout.view(), a.num_heads_k);
         t->row_offsets = std::move(c.row_offsets);
         t->col_indices = std::move(c.col_indices);
+        a.mask_format = MaskFormat::kCompact;  // travels on as CSR (pointers set below)
       } else {
         t->dense_mask = UnpackBits(m.bits(), entries);
         a.mask_format = MaskFormat::kDense;
