@@ -141,6 +141,12 @@ const std::vector<Setting>& Settings() {
       {"test-warmup-delay-ms", "HBSA_TEST_WARMUP_DELAY_MS", "MS", "0",
        "TEST ONLY: hold warm-up (health NOT_SERVING) this long.",
        IntSetter<int>("test-warmup-delay-ms", &ServerConfig::test_warmup_delay_ms, 0, 600000)},
+      {"test-device-lost-after", "HBSA_TEST_DEVICE_LOST_AFTER", "N", "-1",
+       "TEST ONLY: replace the executor by one that computes N requests on the CPU (warm-up "
+       "included) and then fails as a GPU with a sticky error would (device-lost: NOT_SERVING, "
+       "exit 3); -1 = off.",
+       IntSetter<int>("test-device-lost-after", &ServerConfig::test_device_lost_after, -1,
+                      1 << 30)},
   };
   return kSettings;
 }
@@ -244,7 +250,10 @@ std::string DescribeConfig(const ServerConfig& c) {
       " drain_grace_seconds=", c.drain_grace_seconds, " log_level=", c.log_level,
       " stream_max_inflight=", c.stream_max_inflight,
       c.test_executor_delay_ms > 0 ? absl::StrCat(" TEST executor_delay_ms=", c.test_executor_delay_ms) : "",
-      c.test_warmup_delay_ms > 0 ? absl::StrCat(" TEST warmup_delay_ms=", c.test_warmup_delay_ms) : "");
+      c.test_warmup_delay_ms > 0 ? absl::StrCat(" TEST warmup_delay_ms=", c.test_warmup_delay_ms) : "",
+      c.test_device_lost_after >= 0
+          ? absl::StrCat(" TEST device_lost_after=", c.test_device_lost_after)
+          : "");
 }
 
 }  // namespace hbsa::server

@@ -42,6 +42,9 @@ struct ServerConfig {
   // deadlines, cancellation, health transitions and drains deterministically.
   int test_executor_delay_ms = 0;
   int test_warmup_delay_ms = 0;
+  // Test-only: serve with FaultExecutor (fault_executor.h), which computes this many requests
+  // (warm-up included) and then loses its "device" like a sticky CUDA error; -1 = off.
+  int test_device_lost_after = -1;
   bool help = false;                             // --help was given
 };
 

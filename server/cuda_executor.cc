@@ -11,9 +11,10 @@
 // 80% of the free memory at start): a request waits for memory when the budget is in use and
 // is refused (RESOURCE_EXHAUSTED) when larger than the whole budget.
 //
-// A sticky CUDA error (any asynchronous failure, or Enqueue reporting "sticky CUDA error:")
-// leaves the context unusable: every in-flight request fails UNAVAILABLE, the executor stops
-// touching the device and reports through FatalHandler (the server exits 3).
+// A sticky CUDA error (any asynchronous failure, or an Enqueue status marked device-lost) leaves
+// the context unusable: every in-flight request fails UNAVAILABLE marked device-lost
+// (hbsa/device_status.h), the executor stops touching the device and reports through
+// FatalHandler (the server exits 3).
 #include <cuda_runtime_api.h>
 
 #include <algorithm>
@@ -25,10 +26,10 @@
 
 #include <spdlog/spdlog.h>
 
-#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "cuda_seam.h"
 #include "hbsa/cuda.h"
+#include "hbsa/device_status.h"
 
 namespace hbsa::server {
 namespace {
@@ -219,7 +220,7 @@ class CudaExecutor final : public Executor {
     absl::Status enq = cuda::Enqueue(job.request->args, *layout, dev, st);
     if (!enq.ok()) {
       cudaFreeAsync(dev, st);
-      if (absl::StartsWith(enq.message(), "sticky CUDA error:")) {
+      if (IsDeviceLost(enq)) {
         Fatal(std::string(enq.message()));
         return true;
       }
@@ -286,8 +287,8 @@ class CudaExecutor final : public Executor {
   void Fatal(const std::string& reason) {
     fatal_ = true;
     spdlog::critical("device {}: {}", options_.device, reason);
-    const absl::Status unavailable =
-        absl::UnavailableError(absl::StrCat("GPU ", options_.device, " is unhealthy: ", reason));
+    const absl::Status unavailable = MarkDeviceLost(
+        absl::UnavailableError(absl::StrCat("GPU ", options_.device, " is unhealthy: ", reason)));
     for (Slot& s : slots_) {
       if (s.job != nullptr) scheduler_->Complete(std::move(s.job), unavailable);
     }

@@ -24,7 +24,9 @@
 #include "config.h"
 #include "cpu_executor.h"
 #include "cuda_seam.h"
+#include "fault_executor.h"
 #include "hbsa/attention.h"
+#include "hbsa/device_status.h"
 #include "metrics.h"
 #include "scheduler.h"
 #include "service.h"
@@ -88,6 +90,11 @@ BackendChoice ResolveBackend(BackendChoice choice) {
 absl::Status MakeExecutors(const ServerConfig& config, BackendChoice choice, Scheduler* scheduler,
                            Metrics* metrics, FatalHandler on_fatal,
                            std::vector<std::unique_ptr<Executor>>* out) {
+  if (config.test_device_lost_after >= 0) {
+    out->push_back(std::make_unique<FaultExecutor>(config.test_device_lost_after, scheduler,
+                                                   std::move(on_fatal)));
+    return absl::OkStatus();
+  }
   if (choice == BackendChoice::kCuda) {
     const int count = CudaDeviceCount();
     std::vector<int> devices = config.devices;
@@ -196,7 +203,9 @@ int Serve(const ServerConfig& config, const sigset_t& signals) {
     scheduler.Stop(absl::UnavailableError("server failed to start"));
     server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(1));
     for (auto& e : executors) e->Stop();
-    return s.message().rfind("sticky", 0) == 0 ? kExitGpuFatal : kExitConfig;
+    // The typed signal (hbsa/device_status.h), not the message: it reads "GPU N is unhealthy:
+    // ...", and matching words in it is how this exit code was once always 2.
+    return IsDeviceLost(s) ? kExitGpuFatal : kExitConfig;
   }
   SetHealth(server.get(), true);
   spdlog::info("warm-up done in {:.3f} s; SERVING",

@@ -17,8 +17,8 @@
 // Enqueue reads only shapes and scalars (and the host cu_seqlens to size the grid). Nothing
 // here synchronises the device or the stream, allocates device memory, or aborts: launch
 // errors come back as INTERNAL statuses carrying the CUDA error name. A sticky CUDA error
-// (the context is unusable) is reported with the prefix "sticky CUDA error:" so the caller can
-// stop using the device.
+// (the context is unusable) is marked with hbsa::MarkDeviceLost (hbsa/device_status.h; the
+// message also starts "sticky CUDA error:") so the caller can stop using the device.
 #ifndef HBSA_CUDA_H_
 #define HBSA_CUDA_H_
 
