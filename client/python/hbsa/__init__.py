@@ -10,12 +10,13 @@ $HBSA_TARGET). Errors are hbsa.HbsaError subclasses carrying the gRPC code and m
 from ._client import AsyncClient, Client, HBSAttention, build_request
 from ._masks import CompactMask, PerSequenceMask
 from .errors import (CancelledError, DeadlineExceededError, HbsaError, InternalError,
-                     InvalidArgumentError, ResourceExhaustedError, UnavailableError,
-                     UnimplementedError)
+                     InvalidArgumentError, ResourceExhaustedError, UnauthenticatedError,
+                     UnavailableError, UnimplementedError)
 
 __all__ = [
     "AsyncClient", "Client", "HBSAttention", "build_request", "CompactMask", "PerSequenceMask",
     "HbsaError", "InvalidArgumentError", "UnimplementedError", "ResourceExhaustedError",
     "DeadlineExceededError", "CancelledError", "UnavailableError", "InternalError",
+    "UnauthenticatedError",
 ]
 __version__ = "0.1.0"
