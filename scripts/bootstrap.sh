@@ -4,7 +4,8 @@
 #
 #   Debian packages: compiler, CMake, gRPC/Protobuf, spdlog, prometheus-cpp, GoogleTest,
 #                    Google Benchmark, OpenBLAS (benchmark ceiling), Prometheus (e2e test),
-#                    Python 3 with venv.
+#                    Python 3 with venv, openssl (the TLS tests make their certificates),
+#                    clang with compiler-rt (libFuzzer targets, scripts/fuzz.sh).
 #   PyPI (into .venv/ at the repository root): the Python tools the tests use.
 #
 # The CUDA toolkit is not installed here: with nvcc on PATH the build turns the CUDA backend on,
@@ -18,6 +19,8 @@ debs=(
   libspdlog-dev libfmt-dev nlohmann-json3-dev prometheus-cpp-dev libabsl-dev zlib1g-dev
   libgtest-dev libgmock-dev libbenchmark-dev libopenblas-dev
   prometheus python3 python3-venv python3-dev
+  openssl
+  clang libclang-rt-14-dev
 )
 
 missing=()

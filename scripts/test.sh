@@ -5,7 +5,12 @@
 #   scripts/test.sh            bootstrap, configure build/ (CUDA backend compiled when nvcc is
 #                              found), build, then `ctest -LE gpu` (GPU tests run on GPU machines
 #                              only: scripts/gpu/)
-# Environment: HBSA_BUILD_DIR (default build), HBSA_JOBS (default: number of cores).
+#                            then the same CPU suites under ASan+UBSan and under TSan
+#                            (scripts/sanitize.sh, folders build-asan/ and build-tsan/) and
+#                            each fuzz target for HBSA_FUZZ_SECONDS (scripts/fuzz.sh)
+# Environment: HBSA_BUILD_DIR (default build), HBSA_JOBS (default: number of cores),
+# HBSA_SANITIZERS (default 1; 0 skips the sanitizer builds and fuzzing, for a quick local run),
+# HBSA_FUZZ_SECONDS (default 60 per target).
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
@@ -16,3 +21,9 @@ jobs=${HBSA_JOBS:-$(nproc)}
 "$root/scripts/build.sh" --build-dir "$build" --type Release --tests on --jobs "$jobs"
 cd "$build"
 ctest -LE gpu --output-on-failure -j "$jobs" --timeout 900
+if [ "${HBSA_SANITIZERS:-1}" != 0 ]; then
+  cd "$root"
+  HBSA_JOBS=$jobs scripts/sanitize.sh asan
+  HBSA_JOBS=$jobs scripts/fuzz.sh --seconds "${HBSA_FUZZ_SECONDS:-60}" --build-dir build-asan
+  HBSA_JOBS=$jobs scripts/sanitize.sh tsan
+fi

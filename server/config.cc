@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include "absl/strings/string_view.h"
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -42,6 +43,41 @@ absl::Status CheckHostPort(absl::string_view flag, absl::string_view v) {
   return absl::OkStatus();
 }
 
+Setter PathSetter(std::string ServerConfig::*field) {
+  return [=](absl::string_view v, ServerConfig* c) {
+    c->*field = std::string(v);
+    return absl::OkStatus();
+  };
+}
+
+// Rules between settings, checked once everything is parsed.
+absl::Status CheckCombinations(const ServerConfig& c) {
+  if (c.tls_cert_file.empty() != c.tls_key_file.empty()) {
+    return absl::InvalidArgumentError(
+        "--tls-cert-file and --tls-key-file (HBSA_TLS_CERT_FILE, HBSA_TLS_KEY_FILE) must be "
+        "given together");
+  }
+  const bool tls = !c.tls_cert_file.empty();
+  if (!c.tls_client_ca_file.empty() && !tls) {
+    return absl::InvalidArgumentError(
+        "--tls-client-ca-file (HBSA_TLS_CLIENT_CA_FILE) needs --tls-cert-file and "
+        "--tls-key-file: mutual TLS is TLS first");
+  }
+  if (!c.auth_token_file.empty() && !c.auth_token.empty()) {
+    return absl::InvalidArgumentError(
+        "--auth-token-file (HBSA_AUTH_TOKEN_FILE) and HBSA_AUTH_TOKEN are both set; use one");
+  }
+  if ((!c.auth_token_file.empty() || !c.auth_token.empty()) && !tls) {
+    return absl::InvalidArgumentError(
+        "--auth-token-file / HBSA_AUTH_TOKEN needs TLS (--tls-cert-file, --tls-key-file): a "
+        "bearer token sent in plaintext can be read and replayed by anyone on the path");
+  }
+  if (!c.health_listen.empty() && c.health_listen == c.listen) {
+    return absl::InvalidArgumentError("--health-listen must differ from --listen");
+  }
+  return absl::OkStatus();
+}
+
 template <typename Int>
 Setter IntSetter(const char* flag, Int ServerConfig::*field, Int min, Int max) {
   return [=](absl::string_view v, ServerConfig* c) {
@@ -56,17 +92,59 @@ Setter IntSetter(const char* flag, Int ServerConfig::*field, Int min, Int max) {
 
 const std::vector<Setting>& Settings() {
   static const std::vector<Setting> kSettings = {
-      {"listen", "HBSA_LISTEN", "HOST:PORT", "0.0.0.0:50051", "gRPC listen address.",
+      {"listen", "HBSA_LISTEN", "HOST:PORT", "127.0.0.1:50051",
+       "gRPC listen address (loopback by default; 0.0.0.0:50051 for every interface).",
        [](absl::string_view v, ServerConfig* c) {
          if (auto s = CheckHostPort("listen", v); !s.ok()) return s;
          c->listen = std::string(v);
          return absl::OkStatus();
        }},
-      {"metrics-listen", "HBSA_METRICS_LISTEN", "HOST:PORT", "0.0.0.0:9464",
-       "Prometheus exposer address; metrics are served at /metrics.",
+      {"metrics-listen", "HBSA_METRICS_LISTEN", "HOST:PORT", "127.0.0.1:9464",
+       "Prometheus exposer address; metrics are served at /metrics (plain HTTP, no "
+       "authentication: keep it on loopback or a network only Prometheus reaches).",
        [](absl::string_view v, ServerConfig* c) {
          if (auto s = CheckHostPort("metrics-listen", v); !s.ok()) return s;
          c->metrics_listen = std::string(v);
+         return absl::OkStatus();
+       }},
+      {"health-listen", "HBSA_HEALTH_LISTEN", "HOST:PORT", "(none)",
+       "Extra plaintext port serving only grpc.health.v1, for probes that cannot do TLS or "
+       "send a token (the kubelet's gRPC probe). Empty = none.",
+       [](absl::string_view v, ServerConfig* c) {
+         if (!v.empty()) {
+           if (auto s = CheckHostPort("health-listen", v); !s.ok()) return s;
+         }
+         c->health_listen = std::string(v);
+         return absl::OkStatus();
+       }},
+      {"tls-cert-file", "HBSA_TLS_CERT_FILE", "PATH", "(none)",
+       "Server certificate chain (PEM). With --tls-key-file: the gRPC port speaks TLS only. "
+       "Re-read when it changes (see --tls-reload-seconds).",
+       PathSetter(&ServerConfig::tls_cert_file)},
+      {"tls-key-file", "HBSA_TLS_KEY_FILE", "PATH", "(none)",
+       "Private key (PEM) of --tls-cert-file. Replace key and certificate together (write new "
+       "files, then rename them into place).",
+       PathSetter(&ServerConfig::tls_key_file)},
+      {"tls-client-ca-file", "HBSA_TLS_CLIENT_CA_FILE", "PATH", "(none)",
+       "Mutual TLS: CA certificates (PEM); every client must present a certificate they "
+       "signed. Needs --tls-cert-file. Re-read when it changes.",
+       PathSetter(&ServerConfig::tls_client_ca_file)},
+      {"tls-reload-seconds", "HBSA_TLS_RELOAD_SECONDS", "S", "10",
+       "How often the TLS files are checked for changes; new connections use new files.",
+       IntSetter<int>("tls-reload-seconds", &ServerConfig::tls_reload_seconds, 1, 86400)},
+      {"auth-token-file", "HBSA_AUTH_TOKEN_FILE", "PATH", "(none)",
+       "Bearer-token authentication: the token is the file's first line (re-read on SIGHUP). "
+       "Every call except grpc.health.v1 must send \"authorization: Bearer <token>\"; others "
+       "get UNAUTHENTICATED. Needs TLS. The variable HBSA_AUTH_TOKEN may hold the token "
+       "itself instead.",
+       PathSetter(&ServerConfig::auth_token_file)},
+      {"reflection", "HBSA_REFLECTION", "on|off", "off",
+       "gRPC server reflection (lets grpcurl and similar tools list the API without the "
+       ".proto). Behind the token when one is set.",
+       [](absl::string_view v, ServerConfig* c) {
+         if (v == "on" || v == "true" || v == "1") c->reflection = true;
+         else if (v == "off" || v == "false" || v == "0") c->reflection = false;
+         else return Bad("reflection", v, "must be on or off");
          return absl::OkStatus();
        }},
       {"backend", "HBSA_BACKEND", "auto|cuda|cpu", "auto",
@@ -160,6 +238,12 @@ const std::vector<Setting>& Settings() {
       {"test-warmup-delay-ms", "HBSA_TEST_WARMUP_DELAY_MS", "MS", "0",
        "TEST ONLY: hold warm-up (health NOT_SERVING) this long.",
        IntSetter<int>("test-warmup-delay-ms", &ServerConfig::test_warmup_delay_ms, 0, 600000)},
+      {"test-device-lost-after", "HBSA_TEST_DEVICE_LOST_AFTER", "N", "-1",
+       "TEST ONLY: replace the executor by one that computes N requests on the CPU (warm-up "
+       "included) and then fails as a GPU with a sticky error would (device-lost: NOT_SERVING, "
+       "exit 3); -1 = off.",
+       IntSetter<int>("test-device-lost-after", &ServerConfig::test_device_lost_after, -1,
+                      1 << 30)},
   };
   return kSettings;
 }
@@ -190,6 +274,13 @@ absl::StatusOr<ServerConfig> ParseConfig(const std::vector<std::string>& args,
       if (absl::Status st = s.set(*v, &config); !st.ok()) {
         return absl::InvalidArgumentError(absl::StrCat(s.env, " (", st.message(), ")"));
       }
+    }
+  }
+  // The token itself only ever comes from the environment: a flag would show in `ps`.
+  if (std::optional<std::string> v = env("HBSA_AUTH_TOKEN"); v.has_value()) {
+    config.auth_token = std::string(absl::StripAsciiWhitespace(*v));
+    if (config.auth_token.empty()) {
+      return absl::InvalidArgumentError("HBSA_AUTH_TOKEN is set but empty");
     }
   }
   for (size_t i = 0; i < args.size(); ++i) {
@@ -225,6 +316,7 @@ absl::StatusOr<ServerConfig> ParseConfig(const std::vector<std::string>& args,
     }
     if (absl::Status st = s->set(value, &config); !st.ok()) return st;
   }
+  if (absl::Status st = CheckCombinations(config); !st.ok()) return st;
   return config;
 }
 
@@ -241,8 +333,11 @@ std::string HelpText() {
   absl::StrAppend(&out,
                   "  --help, -h\n      Print this text and exit.\n"
                   "  --version\n      Print the version (hbsa-server X.Y.Z) and exit.\n\n"
+                  "Environment only:\n  HBSA_AUTH_TOKEN\n      The bearer token itself (instead "
+                  "of --auth-token-file).\n\n"
                   "Signals: SIGTERM/SIGINT drain (health NOT_SERVING, finish in-flight work within "
-                  "the grace period, exit 0).\nExit codes: 0 clean, 2 bad configuration or "
+                  "the grace period, exit 0); SIGHUP re-reads --auth-token-file and checks the "
+                  "TLS files.\nExit codes: 0 clean, 2 bad configuration or "
                   "startup failure, 3 sticky GPU error.\n");
   return out;
 }
@@ -258,8 +353,13 @@ std::string BackendChoiceName(BackendChoice backend) {
 }
 
 std::string DescribeConfig(const ServerConfig& c) {
+  const char* tls = c.tls_cert_file.empty() ? "off" : c.tls_client_ca_file.empty() ? "tls" : "mtls";
+  const bool token = !c.auth_token_file.empty() || !c.auth_token.empty();
   return absl::StrCat(
       "listen=", c.listen, " metrics_listen=", c.metrics_listen,
+      c.health_listen.empty() ? "" : absl::StrCat(" health_listen=", c.health_listen),
+      " tls=", tls, " auth_token=", token ? "on" : "off", " reflection=",
+      c.reflection ? "on" : "off",
       " backend=", BackendChoiceName(c.backend), " devices=",
       c.devices.empty() ? "all" : absl::StrJoin(c.devices, ","),
       " streams_per_device=", c.streams_per_device, " cpu_threads=", c.cpu_threads,
@@ -270,7 +370,10 @@ std::string DescribeConfig(const ServerConfig& c) {
       " host_staging_bytes=", c.host_staging_bytes, " batch_max_tokens=", c.batch_max_tokens,
       " batch_max_delay_us=", c.batch_max_delay_us,
       c.test_executor_delay_ms > 0 ? absl::StrCat(" TEST executor_delay_ms=", c.test_executor_delay_ms) : "",
-      c.test_warmup_delay_ms > 0 ? absl::StrCat(" TEST warmup_delay_ms=", c.test_warmup_delay_ms) : "");
+      c.test_warmup_delay_ms > 0 ? absl::StrCat(" TEST warmup_delay_ms=", c.test_warmup_delay_ms) : "",
+      c.test_device_lost_after >= 0
+          ? absl::StrCat(" TEST device_lost_after=", c.test_device_lost_after)
+          : "");
 }
 
 }  // namespace hbsa::server

@@ -25,8 +25,26 @@ enum class BackendChoice {
 };
 
 struct ServerConfig {
-  std::string listen = "0.0.0.0:50051";          // gRPC address, HOST:PORT
-  std::string metrics_listen = "0.0.0.0:9464";   // Prometheus /metrics address, HOST:PORT
+  // Both default to loopback: a server reachable from other hosts is a deliberate setting
+  // (the container images and Kubernetes files set 0.0.0.0).
+  std::string listen = "127.0.0.1:50051";        // gRPC address, HOST:PORT
+  std::string metrics_listen = "127.0.0.1:9464"; // Prometheus /metrics address, HOST:PORT
+  // Plaintext port serving only grpc.health.v1 (for probes that speak neither TLS nor tokens,
+  // such as the kubelet's); empty = none.
+  std::string health_listen;
+  // Transport security of the gRPC port (security.h). Server certificate chain and key (PEM),
+  // both or neither: TLS when given. A client CA turns on mutual TLS (clients must present a
+  // certificate it signed). The files are re-read when they change, checked every
+  // tls_reload_seconds.
+  std::string tls_cert_file;
+  std::string tls_key_file;
+  std::string tls_client_ca_file;
+  int tls_reload_seconds = 10;
+  // Bearer-token authentication (needs TLS): the token from this file (first line) or from
+  // HBSA_AUTH_TOKEN; every call but grpc.health.v1 must carry "authorization: Bearer <token>".
+  std::string auth_token_file;
+  std::string auth_token;                        // from HBSA_AUTH_TOKEN only (never a flag)
+  bool reflection = false;                       // gRPC server reflection
   BackendChoice backend = BackendChoice::kAuto;
   std::vector<int> devices;                      // GPU ordinals; empty = all
   int streams_per_device = 4;                    // CUDA streams per GPU, >= 1
@@ -46,6 +64,9 @@ struct ServerConfig {
   // deadlines, cancellation, health transitions and drains deterministically.
   int test_executor_delay_ms = 0;
   int test_warmup_delay_ms = 0;
+  // Test-only: serve with FaultExecutor (fault_executor.h), which computes this many requests
+  // (warm-up included) and then loses its "device" like a sticky CUDA error; -1 = off.
+  int test_device_lost_after = -1;
   bool help = false;                             // --help (or -h) was given
   bool version = false;                          // --version was given
 };

@@ -29,9 +29,10 @@
 // Per stream, hbsa_stream_busy_seconds_total adds the device time from the start event to the
 // done event of each launch, and hbsa_stream_requests_total counts the requests it ran.
 //
-// A sticky CUDA error (any asynchronous failure, or Enqueue reporting "sticky CUDA error:")
-// leaves the context unusable: every in-flight request fails UNAVAILABLE, the executor stops
-// touching the device and reports through FatalHandler (the server exits 3).
+// A sticky CUDA error (any asynchronous failure, or an Enqueue status marked device-lost) leaves
+// the context unusable: every in-flight request fails UNAVAILABLE marked device-lost
+// (hbsa/device_status.h), the executor stops touching the device and reports through
+// FatalHandler (the server exits 3).
 #include <cuda_runtime_api.h>
 
 #include <algorithm>
@@ -47,11 +48,11 @@
 
 #include <spdlog/spdlog.h>
 
-#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "cuda_seam.h"
 #include "hbsa/cuda.h"
 #include "range_allocator.h"
+#include "hbsa/device_status.h"
 
 namespace hbsa::server {
 namespace {
@@ -326,7 +327,7 @@ class CudaExecutor final : public Executor {
     cudaEventRecord(s->ev_h2d, st);
     absl::Status enq = cuda::Enqueue(args, lay, dev, st);
     if (!enq.ok()) {
-      if (absl::StartsWith(enq.message(), "sticky CUDA error:")) {
+      if (IsDeviceLost(enq)) {
         Fatal(std::string(enq.message()), f.get());
         return true;
       }
@@ -543,8 +544,8 @@ class CudaExecutor final : public Executor {
       return;
     }
     spdlog::critical("device {}: {}", options_.device, reason);
-    const absl::Status unavailable =
-        absl::UnavailableError(absl::StrCat("GPU ", options_.device, " is unhealthy: ", reason));
+    const absl::Status unavailable = MarkDeviceLost(
+        absl::UnavailableError(absl::StrCat("GPU ", options_.device, " is unhealthy: ", reason)));
     if (issuing != nullptr) CompleteAll(&issuing->launch, unavailable);
     std::list<std::unique_ptr<InFlight>> failed;
     {

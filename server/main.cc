@@ -1,9 +1,11 @@
 // server/main.cc: hbsa-server, the process. Wires config -> metrics -> scheduler -> executors
-// -> gRPC service, runs warm-up, then serves until SIGTERM/SIGINT (graceful drain, exit 0) or
-// a sticky GPU error (NOT_SERVING, in-flight calls UNAVAILABLE, exit 3).
+// -> gRPC service (credentials and token check from security.h), runs warm-up, then serves
+// until SIGTERM/SIGINT (graceful drain, exit 0) or a sticky GPU error (NOT_SERVING, in-flight
+// calls UNAVAILABLE, exit 3). SIGHUP re-reads the token file and checks the TLS files.
 //
 // Health (grpc.health.v1) for "" and "hbsa.v1.Attention": NOT_SERVING from start until
-// warm-up succeeded, SERVING while serving, NOT_SERVING again from the moment a drain starts.
+// warm-up succeeded, SERVING while serving, NOT_SERVING again from the moment a drain starts;
+// the same on the optional plaintext --health-listen port. Reflection only with --reflection.
 #include <signal.h>
 
 #include <chrono>
@@ -16,6 +18,7 @@
 #include <vector>
 
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
+#include <grpcpp/generic/async_generic_service.h>
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/health_check_service_interface.h>
 #include <spdlog/spdlog.h>
@@ -24,9 +27,12 @@
 #include "config.h"
 #include "cpu_executor.h"
 #include "cuda_seam.h"
+#include "fault_executor.h"
 #include "hbsa/attention.h"
+#include "hbsa/device_status.h"
 #include "metrics.h"
 #include "scheduler.h"
+#include "security.h"
 #include "service.h"
 #include "shm.h"
 #include "warmup.h"
@@ -51,10 +57,61 @@ struct StopEvent {
 };
 
 void SetHealth(grpc::Server* server, bool serving) {
+  if (server == nullptr) return;
   grpc::HealthCheckServiceInterface* health = server->GetHealthCheckService();
   if (health == nullptr) return;
   health->SetServingStatus("", serving);
   health->SetServingStatus(kServiceName, serving);
+}
+
+// The --health-listen port's only other service: every method but grpc.health.v1 is
+// UNIMPLEMENTED there (gRPC needs a callback service to run a server without completion queues).
+class NothingElse final : public grpc::CallbackGenericService {
+  grpc::ServerGenericBidiReactor* CreateReactor(grpc::GenericCallbackServerContext*) override {
+    class Refuse final : public grpc::ServerGenericBidiReactor {
+     public:
+      Refuse() {
+        Finish(grpc::Status(grpc::StatusCode::UNIMPLEMENTED,
+                            "this port serves grpc.health.v1 only; see --listen"));
+      }
+      void OnDone() override { delete this; }
+    };
+    return new Refuse();
+  }
+};
+
+// Removes gRPC's reflection plugin from a builder. Linking grpc++_reflection registers the plugin
+// for every ServerBuilder at load time, so "off" has to take it out again.
+class WithoutReflection final : public grpc::ServerBuilderOption {
+ public:
+  void UpdateArguments(grpc::ChannelArguments*) override {}
+  void UpdatePlugins(std::vector<std::unique_ptr<grpc::ServerBuilderPlugin>>* plugins) override {
+    std::erase_if(*plugins, [](const std::unique_ptr<grpc::ServerBuilderPlugin>& p) {
+      return p->name() == "proto_server_reflection";
+    });
+  }
+};
+
+// SIGHUP: re-read the token file and check the TLS files (which gRPC's watcher re-reads on its
+// own when they change).
+void Reload(const ServerConfig& config, TokenAuth* auth) {
+  if (auth != nullptr) {
+    if (absl::Status s = auth->Reload(); !s.ok()) {
+      spdlog::error("SIGHUP: token not reloaded, the old one stays in force: {}",
+                    std::string(s.message()));
+    } else {
+      spdlog::info("SIGHUP: token re-read");
+    }
+  }
+  if (!config.tls_cert_file.empty()) {
+    if (absl::Status s = CheckTlsFiles(config); !s.ok()) {
+      spdlog::error("SIGHUP: TLS files are broken; new connections keep the last good ones: {}",
+                    std::string(s.message()));
+    } else {
+      spdlog::info("SIGHUP: TLS files readable; changes are picked up within {} s",
+                   config.tls_reload_seconds);
+    }
+  }
 }
 
 v1::Capabilities BuildCapabilities(const ServerConfig& config, const std::string& backend,
@@ -96,6 +153,11 @@ BatchPolicy Batching(const ServerConfig& config) {
 absl::Status MakeExecutors(const ServerConfig& config, BackendChoice choice, Scheduler* scheduler,
                            Metrics* metrics, ShmRegistry* shm, FatalHandler on_fatal,
                            std::vector<std::unique_ptr<Executor>>* out) {
+  if (config.test_device_lost_after >= 0) {
+    out->push_back(std::make_unique<FaultExecutor>(config.test_device_lost_after, scheduler,
+                                                   std::move(on_fatal)));
+    return absl::OkStatus();
+  }
   if (choice == BackendChoice::kCuda) {
     const int count = CudaDeviceCount();
     std::vector<int> devices = config.devices;
@@ -133,13 +195,31 @@ absl::Status MakeExecutors(const ServerConfig& config, BackendChoice choice, Sch
 }
 
 int Serve(const ServerConfig& config, const sigset_t& signals) {
+  absl::StatusOr<std::shared_ptr<TokenAuth>> auth = TokenAuth::FromConfig(config);
+  if (!auth.ok()) {
+    spdlog::error("{}", std::string(auth.status().message()));
+    return kExitConfig;
+  }
+  absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> credentials =
+      MakeServerCredentials(config, *auth);
+  if (!credentials.ok()) {
+    spdlog::error("{}", std::string(credentials.status().message()));
+    return kExitConfig;
+  }
   static StopEvent stop;  // outlives the detached signal thread
-  std::thread([signals] {
-    int sig = 0;
-    if (sigwait(&signals, &sig) != 0) return;
-    std::lock_guard<std::mutex> lock(stop.mu);
-    stop.signal = sig;
-    stop.cv.notify_all();
+  std::thread([signals, config, auth = *auth] {
+    while (true) {
+      int sig = 0;
+      if (sigwait(&signals, &sig) != 0) return;
+      if (sig == SIGHUP) {
+        Reload(config, auth.get());
+        continue;
+      }
+      std::lock_guard<std::mutex> lock(stop.mu);
+      stop.signal = sig;
+      stop.cv.notify_all();
+      return;
+    }
   }).detach();
   FatalHandler on_fatal = [](const std::string& reason) {
     std::lock_guard<std::mutex> lock(stop.mu);
@@ -184,10 +264,29 @@ int Serve(const ServerConfig& config, const sigset_t& signals) {
   AttentionService service(options, &scheduler, &metrics, &shm);
 
   grpc::EnableDefaultHealthCheckService(true);
+  // The health-only port carries neither reflection nor the API.
+  NothingElse nothing_else;
+  std::unique_ptr<grpc::Server> health_server;
+  if (!config.health_listen.empty()) {
+    grpc::ServerBuilder hb;
+    int health_port = 0;
+    hb.AddListeningPort(config.health_listen, grpc::InsecureServerCredentials(), &health_port);
+    hb.RegisterCallbackGenericService(&nothing_else);
+    hb.SetOption(std::make_unique<WithoutReflection>());
+    health_server = hb.BuildAndStart();
+    if (health_server == nullptr || health_port == 0) {
+      spdlog::error("--health-listen {}: cannot listen", config.health_listen);
+      scheduler.Stop(absl::UnavailableError("server failed to start"));
+      for (auto& e : executors) e->Stop();
+      return kExitConfig;
+    }
+    SetHealth(health_server.get(), false);
+  }
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
+  if (!config.reflection) builder.SetOption(std::make_unique<WithoutReflection>());
   int port = 0;
-  builder.AddListeningPort(config.listen, grpc::InsecureServerCredentials(), &port);
+  builder.AddListeningPort(config.listen, *credentials, &port);
   builder.RegisterService(&service);
   builder.SetMaxReceiveMessageSize(static_cast<int>(config.max_message_bytes));
   builder.SetMaxSendMessageSize(static_cast<int>(config.max_message_bytes));
@@ -199,8 +298,14 @@ int Serve(const ServerConfig& config, const sigset_t& signals) {
     return kExitConfig;
   }
   SetHealth(server.get(), false);
-  spdlog::info("listening on {} (port {}), metrics on http://{}/metrics, backend {}", config.listen,
-               port, config.metrics_listen, executors.front()->backend());
+  spdlog::info("listening on {} (port {}, {}{}), metrics on http://{}/metrics, backend {}",
+               config.listen, port,
+               config.tls_cert_file.empty()                ? "plaintext"
+               : config.tls_client_ca_file.empty() ? "TLS"
+                                                           : "mutual TLS",
+               *auth != nullptr ? ", bearer token" : "", config.metrics_listen,
+               executors.front()->backend());
+  if (health_server != nullptr) spdlog::info("health only on {} (plaintext)", config.health_listen);
 
   // Warm-up, then SERVING.
   if (config.test_warmup_delay_ms > 0) {
@@ -212,9 +317,12 @@ int Serve(const ServerConfig& config, const sigset_t& signals) {
     scheduler.Stop(absl::UnavailableError("server failed to start"));
     server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(1));
     for (auto& e : executors) e->Stop();
-    return s.message().rfind("sticky", 0) == 0 ? kExitGpuFatal : kExitConfig;
+    // The typed signal (hbsa/device_status.h), not the message: it reads "GPU N is unhealthy:
+    // ...", and matching words in it is how this exit code was once always 2.
+    return IsDeviceLost(s) ? kExitGpuFatal : kExitConfig;
   }
   SetHealth(server.get(), true);
+  SetHealth(health_server.get(), true);
   spdlog::info("warm-up done in {:.3f} s; SERVING",
                std::chrono::duration<double>(Clock::now() - w0).count());
 
@@ -225,10 +333,12 @@ int Serve(const ServerConfig& config, const sigset_t& signals) {
   lock.unlock();
 
   SetHealth(server.get(), false);
+  SetHealth(health_server.get(), false);
   if (!fatal.empty()) {
     spdlog::critical("GPU unusable, NOT_SERVING, exiting with code {}: {}", kExitGpuFatal, fatal);
     scheduler.Stop(absl::UnavailableError(absl::StrCat("server GPU is unhealthy: ", fatal)));
     server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
+    if (health_server != nullptr) health_server->Shutdown();
     for (auto& e : executors) e->Stop();
     return kExitGpuFatal;
   }
@@ -245,6 +355,7 @@ int Serve(const ServerConfig& config, const sigset_t& signals) {
   }
   // Finished calls flush their responses; streams still open are cancelled at the deadline.
   server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(idle ? 1 : 0));
+  if (health_server != nullptr) health_server->Shutdown();
   scheduler.Stop(absl::UnavailableError("server shut down before the request ran"));
   for (auto& e : executors) e->Stop();
   spdlog::info("stopped");
@@ -261,6 +372,7 @@ int main(int argc, char** argv) {
   sigemptyset(&signals);
   sigaddset(&signals, SIGTERM);
   sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
   std::vector<std::string> args(argv + 1, argv + argc);

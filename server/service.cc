@@ -8,6 +8,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "request_id.h"
 #include "status_map.h"
 
 namespace hbsa::server {
@@ -131,7 +132,7 @@ class AttendStreamCall final : public grpc::ServerBidiReactor<grpc::ByteBuffer, 
       service_->metrics()->ObserveStage(Stage::kResponse, Since(t0));
     } else {
       v1::AttendResponse r;
-      r.set_request_id(id);
+      r.set_request_id(EchoedRequestId(id));
       r.mutable_error()->set_code(static_cast<int>(ToGrpcStatus(status).error_code()));
       r.mutable_error()->set_message(std::string(status.message()));
       out = SerializeSmall(r);
@@ -312,8 +313,8 @@ void AttentionService::RecordOutcome(const char* method, const std::string& requ
   metrics_->RecordRequest(method, code, seconds);
   metrics_->AddSentBytes(response_bytes);
   if (!status.ok()) {
-    spdlog::warn("{} request_id=\"{}\" failed: {}: {}", method, request_id, StatusCodeName(code),
-                 std::string(status.message()));
+    spdlog::warn("{} request_id=\"{}\" failed: {}: {}", method, LogSafeRequestId(request_id),
+                 StatusCodeName(code), std::string(status.message()));
   }
 }
 

@@ -1,7 +1,7 @@
 // server/translate.cc: request checks and conversion to hbsa::AttentionArgs (see the header).
 //
-// Order: tensors (dtype, shape, bytes or shared-memory range) -> limits -> scalars and
-// cu_seqlens (hbsa::ValidateLayout) -> the mask in its wire form -> mask and sizes
+// Order: request_id length -> tensors (dtype, shape, bytes or shared-memory range) -> limits ->
+// scalars and cu_seqlens (hbsa::ValidateLayout) -> the mask in its wire form -> mask and sizes
 // (hbsa::ValidateAfterLayout) -> output targets -> facts (AllowedPairs). Each rule runs once.
 #include "translate.h"
 
@@ -17,6 +17,7 @@
 #include "heuristics.h"
 #include "hbsa/plan.h"
 #include "mask_convert.h"
+#include "request_id.h"
 
 namespace hbsa::server {
 namespace {
@@ -170,6 +171,7 @@ absl::StatusOr<std::unique_ptr<TranslatedRequest>> Translate(
   const ParsedRequest& p = *parsed;
   const v1::AttendRequest& req = p.meta;
   const int64_t cap = limits.max_message_bytes;
+  if (absl::Status s = CheckRequestId(req.request_id()); !s.ok()) return s;
   // Tensors: dtype, shape, bytes.
   absl::StatusOr<DType> dtype = FromProtoDType(static_cast<v1::DType>(p.q.dtype), "q.dtype");
   if (!dtype.ok()) return dtype.status();
@@ -219,13 +221,17 @@ absl::StatusOr<std::unique_ptr<TranslatedRequest>> Translate(
   t->return_lse = req.return_lse();
   t->out_bytes = *q_elems * static_cast<int64_t>(es);
   t->lse_bytes = t->return_lse ? p.q.shape[0] * p.q.shape[1] * 4 : 0;
-  constexpr int64_t kResponseOverhead = 4096;  // ids, shapes, timings, framing
+  // The response echoes request_id; the rest (shapes, timings, backend, framing) fits in the
+  // fixed overhead. Outputs that go to shared memory do not travel.
+  constexpr int64_t kResponseOverhead = 4096;
+  const int64_t id_bytes = static_cast<int64_t>(req.request_id().size());
   const int64_t response_bytes = (req.has_out_shm() ? 0 : t->out_bytes) +
                                  (req.has_lse_shm() ? 0 : t->lse_bytes);
-  if (response_bytes + kResponseOverhead > cap) {
+  if (response_bytes + id_bytes + kResponseOverhead > cap) {
     return absl::ResourceExhaustedError(absl::StrCat(
-        "q.shape: the response (out ", t->out_bytes, " + lse ", t->lse_bytes,
-        " bytes) would be past the message size limit (", cap, " bytes)"));
+        "q.shape: the response (out ", t->out_bytes, " + lse ", t->lse_bytes, " + request_id ",
+        id_bytes, " + ", kResponseOverhead, " bytes) would be past the message size limit (", cap,
+        " bytes)"));
   }
 
   AttentionArgs& a = t->args;
@@ -278,6 +284,7 @@ absl::StatusOr<std::unique_ptr<TranslatedRequest>> Translate(
         CompactMask c = DenseBitsToCompact(m.bits(), layout.view(), a.num_heads_k);
         t->row_offsets = std::move(c.row_offsets);
         t->col_indices = std::move(c.col_indices);
+        a.mask_format = MaskFormat::kCompact;  // travels on as CSR (pointers set below)
       } else {
         t->dense_mask = UnpackBits(m.bits(), entries);
         a.mask_format = MaskFormat::kDense;

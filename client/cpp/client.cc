@@ -1,15 +1,18 @@
 // client.cc: hbsa::client::Client over a grpc::Channel: channel options (message limits, load
-// balancing, keepalive), blocking and callback calls, deadlines, and the UNAVAILABLE-only retry
-// policy described in hbsa/client.h.
+// balancing, keepalive, TLS), the bearer token as a per-call credential, blocking and callback
+// calls, deadlines, and the UNAVAILABLE-only retry policy described in hbsa/client.h.
 #include <algorithm>
 #include <future>
+#include <fstream>
 #include <random>
+#include <sstream>
 #include <thread>
 
 #include <grpcpp/alarm.h>
 #include <grpcpp/generic/generic_stub.h>
 #include <grpcpp/grpcpp.h>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "grpc/health/v1/health.grpc.pb.h"
@@ -36,9 +39,28 @@ std::optional<Wall::time_point> DeadlineFor(const CallOptions& call) {
 }
 
 void Prepare(grpc::ClientContext* ctx, const std::optional<Wall::time_point>& deadline,
-             const CallOptions& call) {
+             const CallOptions& call, const std::shared_ptr<grpc::CallCredentials>& token) {
   if (deadline.has_value()) ctx->set_deadline(*deadline);
   ctx->set_wait_for_ready(call.wait_for_ready);
+  if (token != nullptr) ctx->set_credentials(token);
+}
+
+absl::StatusOr<std::string> ReadFile(const std::string& what, const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return absl::InvalidArgumentError(absl::StrCat("client: cannot read ", what, " \"", path, "\""));
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+absl::StatusOr<std::string> ReadPem(const std::string& what, const std::string& path) {
+  absl::StatusOr<std::string> text = ReadFile(what, path);
+  if (!text.ok()) return text.status();
+  if (!absl::StrContains(*text, "-----BEGIN ")) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("client: ", what, " \"", path, "\" holds no PEM block (-----BEGIN ...)"));
+  }
+  return text;
 }
 
 // The wait before attempt `attempt` + 1 (attempt counts from 1), jittered by +-20%.
@@ -71,7 +93,44 @@ struct Client::Stubs {
   std::unique_ptr<v1::Attention::Stub> attention;
   std::unique_ptr<grpc::health::v1::Health::Stub> health;
   std::unique_ptr<grpc::GenericStub> raw;  // AttendInto: requests and responses as raw bytes
+  std::shared_ptr<grpc::CallCredentials> token;  // nullptr without a bearer token
 };
+
+absl::StatusOr<TlsOptions> LoadTlsFiles(const std::string& ca_file, const std::string& cert_file,
+                                        const std::string& key_file,
+                                        const std::string& server_name) {
+  TlsOptions t;
+  t.enabled = true;
+  t.server_name = server_name;
+  if (cert_file.empty() != key_file.empty()) {
+    return absl::InvalidArgumentError(
+        "client: a client certificate and its key go together (mutual TLS needs both)");
+  }
+  if (!ca_file.empty()) {
+    absl::StatusOr<std::string> ca = ReadPem("CA file", ca_file);
+    if (!ca.ok()) return ca.status();
+    t.root_certs_pem = std::move(*ca);
+  }
+  if (!cert_file.empty()) {
+    absl::StatusOr<std::string> cert = ReadPem("client certificate", cert_file);
+    if (!cert.ok()) return cert.status();
+    absl::StatusOr<std::string> key = ReadPem("client key", key_file);
+    if (!key.ok()) return key.status();
+    t.cert_chain_pem = std::move(*cert);
+    t.private_key_pem = std::move(*key);
+  }
+  return t;
+}
+
+absl::StatusOr<std::string> LoadTokenFile(const std::string& path) {
+  absl::StatusOr<std::string> text = ReadFile("token file", path);
+  if (!text.ok()) return text.status();
+  std::string token(absl::StripAsciiWhitespace(text->substr(0, text->find('\n'))));
+  if (token.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat("client: token file \"", path, "\" has an empty first line"));
+  }
+  return token;
+}
 
 std::string NormalizeTarget(std::string_view target) {
   const std::string t(target);
@@ -99,8 +158,18 @@ std::shared_ptr<grpc::Channel> MakeChannel(std::string_view target, const Channe
     args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 10000);
   }
   if (options.local_subchannel_pool) args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
-  return grpc::CreateCustomChannel(NormalizeTarget(target), grpc::InsecureChannelCredentials(),
-                                   args);
+  std::shared_ptr<grpc::ChannelCredentials> creds = grpc::InsecureChannelCredentials();
+  if (options.tls.enabled) {
+    grpc::SslCredentialsOptions ssl;
+    ssl.pem_root_certs = options.tls.root_certs_pem;
+    ssl.pem_cert_chain = options.tls.cert_chain_pem;
+    ssl.pem_private_key = options.tls.private_key_pem;
+    creds = grpc::SslCredentials(ssl);
+    if (!options.tls.server_name.empty()) {
+      args.SetSslTargetNameOverride(options.tls.server_name);
+    }
+  }
+  return grpc::CreateCustomChannel(NormalizeTarget(target), creds, args);
 }
 
 std::string_view ServingStatusName(ServingStatus status) {
@@ -113,15 +182,17 @@ std::string_view ServingStatusName(ServingStatus status) {
   return "UNKNOWN";
 }
 
-Client::Client(std::shared_ptr<grpc::Channel> channel)
-    : channel_(std::move(channel)), stubs_(std::make_unique<Stubs>()) {
+Client::Client(std::shared_ptr<grpc::Channel> channel, std::string bearer_token)
+    : channel_(std::move(channel)), bearer_token_(std::move(bearer_token)),
+      stubs_(std::make_unique<Stubs>()) {
   stubs_->attention = v1::Attention::NewStub(channel_);
   stubs_->health = grpc::health::v1::Health::NewStub(channel_);
   stubs_->raw = std::make_unique<grpc::GenericStub>(channel_);
+  if (!bearer_token_.empty()) stubs_->token = grpc::AccessTokenCredentials(bearer_token_);
 }
 
 Client::Client(std::string_view target, const ChannelOptions& options)
-    : Client(MakeChannel(target, options)) {}
+    : Client(MakeChannel(target, options), options.bearer_token) {}
 
 Client::~Client() = default;
 
@@ -139,7 +210,7 @@ absl::StatusOr<AttendResult> Client::Attend(const v1::AttendRequest& request,
   const auto deadline = DeadlineFor(call);
   for (int attempt = 1;; ++attempt) {
     grpc::ClientContext ctx;
-    Prepare(&ctx, deadline, call);
+    Prepare(&ctx, deadline, call, stubs_->token);
     v1::AttendResponse response;
     const grpc::Status s = stubs_->attention->Attend(&ctx, request, &response);
     if (s.ok()) {
@@ -281,7 +352,7 @@ absl::StatusOr<AttendResult> Client::AttendInto(const AttentionArgs& args, const
   const auto deadline = DeadlineFor(call);
   for (int attempt = 1;; ++attempt) {
     grpc::ClientContext ctx;
-    Prepare(&ctx, deadline, call);
+    Prepare(&ctx, deadline, call, stubs_->token);
     grpc::ByteBuffer response;
     std::promise<grpc::Status> done;
     stubs_->raw->UnaryCall(&ctx, "/hbsa.v1.Attention/Attend", grpc::StubOptions(), &*req, &response,
@@ -308,7 +379,7 @@ absl::Status Client::RegisterSharedMemory(const std::string& name, const std::st
                                           int64_t offset, int64_t byte_size,
                                           const CallOptions& call) const {
   grpc::ClientContext ctx;
-  Prepare(&ctx, DeadlineFor(call), call);
+  Prepare(&ctx, DeadlineFor(call), call, stubs_->token);
   v1::RegisterSharedMemoryRequest req;
   req.set_name(name);
   req.set_key(key);
@@ -320,7 +391,7 @@ absl::Status Client::RegisterSharedMemory(const std::string& name, const std::st
 
 absl::Status Client::UnregisterSharedMemory(const std::string& name, const CallOptions& call) const {
   grpc::ClientContext ctx;
-  Prepare(&ctx, DeadlineFor(call), call);
+  Prepare(&ctx, DeadlineFor(call), call, stubs_->token);
   v1::UnregisterSharedMemoryRequest req;
   req.set_name(name);
   v1::UnregisterSharedMemoryResponse resp;
@@ -331,15 +402,17 @@ absl::Status Client::UnregisterSharedMemory(const std::string& name, const CallO
 // callbacks, so it lives exactly until `done` has run.
 class AsyncAttendCall : public std::enable_shared_from_this<AsyncAttendCall> {
  public:
-  AsyncAttendCall(v1::Attention::Stub* stub, std::shared_ptr<const v1::AttendRequest> request,
-                  const CallOptions& call, Client::AttendCallback done)
-      : stub_(stub), request_(std::move(request)), call_(call), done_(std::move(done)),
+  AsyncAttendCall(v1::Attention::Stub* stub, std::shared_ptr<grpc::CallCredentials> token,
+                  std::shared_ptr<const v1::AttendRequest> request, const CallOptions& call,
+                  Client::AttendCallback done)
+      : stub_(stub), token_(std::move(token)), request_(std::move(request)), call_(call),
+        done_(std::move(done)),
         t0_(Clock::now()), deadline_(DeadlineFor(call)) {}
 
   void Start() {
     ++attempt_;
     ctx_ = std::make_unique<grpc::ClientContext>();
-    Prepare(ctx_.get(), deadline_, call_);
+    Prepare(ctx_.get(), deadline_, call_, token_);
     response_.Clear();
     auto self = shared_from_this();
     stub_->async()->Attend(ctx_.get(), request_.get(), &response_,
@@ -370,6 +443,7 @@ class AsyncAttendCall : public std::enable_shared_from_this<AsyncAttendCall> {
   }
 
   v1::Attention::Stub* stub_;
+  std::shared_ptr<grpc::CallCredentials> token_;
   std::shared_ptr<const v1::AttendRequest> request_;
   CallOptions call_;
   Client::AttendCallback done_;
@@ -383,8 +457,8 @@ class AsyncAttendCall : public std::enable_shared_from_this<AsyncAttendCall> {
 
 void Client::AttendAsync(std::shared_ptr<const v1::AttendRequest> request, const CallOptions& call,
                          AttendCallback done) const {
-  std::make_shared<AsyncAttendCall>(stubs_->attention.get(), std::move(request), call,
-                                    std::move(done))
+  std::make_shared<AsyncAttendCall>(stubs_->attention.get(), stubs_->token, std::move(request),
+                                    call, std::move(done))
       ->Start();
 }
 
@@ -401,7 +475,7 @@ absl::StatusOr<v1::Capabilities> Client::GetCapabilities(const CallOptions& call
   const auto deadline = DeadlineFor(call);
   for (int attempt = 1;; ++attempt) {
     grpc::ClientContext ctx;
-    Prepare(&ctx, deadline, call);
+    Prepare(&ctx, deadline, call, stubs_->token);
     v1::Capabilities caps;
     const grpc::Status s = stubs_->attention->GetCapabilities(&ctx, {}, &caps);
     if (s.ok()) return caps;
@@ -414,7 +488,7 @@ absl::StatusOr<v1::Capabilities> Client::GetCapabilities(const CallOptions& call
 absl::StatusOr<ServingStatus> Client::CheckHealth(std::string_view service,
                                                   const CallOptions& call) const {
   grpc::ClientContext ctx;
-  Prepare(&ctx, DeadlineFor(call), call);
+  Prepare(&ctx, DeadlineFor(call), call, stubs_->token);
   grpc::health::v1::HealthCheckRequest req;
   req.set_service(std::string(service));
   grpc::health::v1::HealthCheckResponse resp;

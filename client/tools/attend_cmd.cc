@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "commands.h"
+#include "connect.h"
 #include "flags.h"
 #include "hbsa/client.h"
 #include "hbsa/golden.h"
@@ -179,17 +180,18 @@ double Ms(double s) { return s * 1e3; }
 int RunAttend(int argc, char** argv) {
   auto flags = Flags::Parse(
       argc, argv, 1,
-      {"target", "case", "mask-form", "out", "lse-out", "q", "k", "v", "cu-seqlens-q",
-       "cu-seqlens-k", "block-mask", "q-block-size", "k-block-size", "scale", "dtype",
-       "request-id", "timeout-ms", "repeat"},
-      {"check", "lse", "causal", "allow-tf32", "help"});
+      With({"target", "case", "mask-form", "out", "lse-out", "q", "k", "v", "cu-seqlens-q",
+            "cu-seqlens-k", "block-mask", "q-block-size", "k-block-size", "scale", "dtype",
+            "request-id", "timeout-ms", "repeat"},
+           ConnectValueFlags()),
+      With({"check", "lse", "causal", "allow-tf32", "help"}, ConnectBoolFlags()));
   if (!flags.ok()) {
     std::cerr << "hbsa attend: " << flags.status().message() << "\n";
     return kExitUsage;
   }
   const Flags& f = *flags;
   if (f.GetBool("help")) {
-    std::cout << kAttendHelp;
+    std::cout << kAttendHelp << "\n" << kConnectHelp;
     return kExitOk;
   }
   auto usage = [](absl::string_view msg) {
@@ -249,7 +251,9 @@ int RunAttend(int argc, char** argv) {
   std::cout << label << ": " << Describe(args) << ", mask " << client::MaskFormName(*form) << ", "
             << req->ByteSizeLong() << " request bytes\n";
 
-  client::Client client(target);
+  absl::StatusOr<client::ChannelOptions> connect = ConnectOptions(f);
+  if (!connect.ok()) return usage(connect.status().message());
+  client::Client client(target, *connect);
   client::CallOptions call;
   call.timeout = std::chrono::milliseconds(*timeout_ms);
   std::vector<double> latencies;

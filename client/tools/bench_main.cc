@@ -10,6 +10,7 @@
 #include "absl/strings/str_split.h"
 #include "bench_runner.h"
 #include "bench_workload.h"
+#include "connect.h"
 #include "flags.h"
 #include "metrics_scrape.h"
 #include "nlohmann/json.hpp"
@@ -151,16 +152,17 @@ int Usage(absl::string_view msg) {
 int Main(int argc, char** argv) {
   auto parsed = Flags::Parse(
       argc, argv, 1,
-      {"target", "case", "batch", "seqlen-q", "seqlen-k", "heads-q", "heads-k", "head-dim",
-       "dtype", "q-block-size", "k-block-size", "density", "mask-form", "seed", "concurrency",
-       "request-rate", "max-outstanding", "window-ms", "max-windows", "stable-windows",
-       "stability", "warmup", "timeout-ms", "check-fraction", "max-checks", "metrics-url", "csv",
-       "json"},
-      {"causal", "lse", "help", "version"});
+      With({"target", "case", "batch", "seqlen-q", "seqlen-k", "heads-q", "heads-k", "head-dim",
+            "dtype", "q-block-size", "k-block-size", "density", "mask-form", "seed",
+            "concurrency", "request-rate", "max-outstanding", "window-ms", "max-windows",
+            "stable-windows", "stability", "warmup", "timeout-ms", "check-fraction",
+            "max-checks", "metrics-url", "csv", "json"},
+           ConnectValueFlags()),
+      With({"causal", "lse", "help", "version"}, ConnectBoolFlags()));
   if (!parsed.ok()) return Usage(parsed.status().message());
   const Flags& f = *parsed;
   if (f.GetBool("help")) {
-    std::cout << kHelp;
+    std::cout << kHelp << "\n" << kConnectHelp;
     return 0;
   }
   if (f.GetBool("version")) {
@@ -264,7 +266,9 @@ int Main(int argc, char** argv) {
   std::cout << "hbsa-bench: " << work.description << "\n"
             << absl::StrFormat("request %d bytes, %d allowed pairs; target %s\n",
                                work.request->ByteSizeLong(), work.allowed_pairs, f.Get("target"));
-  client::Client client(f.Get("target"));
+  absl::StatusOr<client::ChannelOptions> connect = ConnectOptions(f);
+  if (!connect.ok()) return Usage(connect.status().message());
+  client::Client client(f.Get("target"), *connect);
   const std::string metrics_url = f.Get("metrics-url");
   nlohmann::json levels = nlohmann::json::array();
   std::string csv = kCsvHeader;

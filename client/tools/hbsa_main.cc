@@ -6,6 +6,7 @@
 
 #include "absl/strings/str_join.h"
 #include "commands.h"
+#include "connect.h"
 #include "flags.h"
 #include "hbsa/client.h"
 
@@ -29,7 +30,7 @@ Service, round robin), ipv4:10.0.0.1:50051,10.0.0.2:50051 (or a bare comma-separ
 
 constexpr char kHealthHelp[] = R"(hbsa health: ask a server whether it is serving (grpc.health.v1 Check).
 
-Usage: hbsa health [--target HOST:PORT] [--service NAME] [--timeout-ms N]
+Usage: hbsa health [--target HOST:PORT] [--service NAME] [--timeout-ms N] [connection flags]
   --target T       server address (default: $HBSA_TARGET; the flag wins)
   --service NAME   "" (default) = the server as a whole; "hbsa.v1.Attention" = the service
   --timeout-ms N   deadline (default 5000)
@@ -43,7 +44,7 @@ Example:
 
 constexpr char kInfoHelp[] = R"(hbsa info: print the server's capabilities (GetCapabilities).
 
-Usage: hbsa info [--target HOST:PORT] [--json] [--timeout-ms N]
+Usage: hbsa info [--target HOST:PORT] [--json] [--timeout-ms N] [connection flags]
   --target T       server address (default: $HBSA_TARGET; the flag wins)
   --json           print the Capabilities message as JSON instead of text
   --timeout-ms N   deadline (default 10000)
@@ -58,13 +59,14 @@ client::CallOptions CallWithTimeout(int64_t ms) {
 }
 
 int RunHealth(int argc, char** argv) {
-  auto f = Flags::Parse(argc, argv, 1, {"target", "service", "timeout-ms"}, {"help"});
+  auto f = Flags::Parse(argc, argv, 1, With({"target", "service", "timeout-ms"}, ConnectValueFlags()),
+                        With({"help"}, ConnectBoolFlags()));
   if (!f.ok()) {
     std::cerr << "hbsa health: " << f.status().message() << "\n";
     return kExitUsage;
   }
   if (f->GetBool("help")) {
-    std::cout << kHealthHelp;
+    std::cout << kHealthHelp << kConnectHelp;
     return kExitOk;
   }
   auto ms = f->GetInt("timeout-ms", 5000);
@@ -77,7 +79,12 @@ int RunHealth(int argc, char** argv) {
     std::cerr << "hbsa health: --target (or HBSA_TARGET) is required (see hbsa health --help)\n";
     return kExitUsage;
   }
-  client::Client c(target);
+  absl::StatusOr<client::ChannelOptions> connect = ConnectOptions(*f);
+  if (!connect.ok()) {
+    std::cerr << "hbsa health: " << connect.status().message() << "\n";
+    return kExitUsage;
+  }
+  client::Client c(target, *connect);
   absl::StatusOr<client::ServingStatus> s = c.CheckHealth(f->Get("service"), CallWithTimeout(*ms));
   if (!s.ok()) {
     std::cerr << "hbsa health: " << absl::StatusCodeToString(s.status().code()) << ": "
@@ -110,13 +117,14 @@ void PrintCapabilities(const v1::Capabilities& c) {
 }
 
 int RunInfo(int argc, char** argv) {
-  auto f = Flags::Parse(argc, argv, 1, {"target", "timeout-ms"}, {"json", "help"});
+  auto f = Flags::Parse(argc, argv, 1, With({"target", "timeout-ms"}, ConnectValueFlags()),
+                        With({"json", "help"}, ConnectBoolFlags()));
   if (!f.ok()) {
     std::cerr << "hbsa info: " << f.status().message() << "\n";
     return kExitUsage;
   }
   if (f->GetBool("help")) {
-    std::cout << kInfoHelp;
+    std::cout << kInfoHelp << kConnectHelp;
     return kExitOk;
   }
   auto ms = f->GetInt("timeout-ms", 10000);
@@ -129,7 +137,12 @@ int RunInfo(int argc, char** argv) {
     std::cerr << "hbsa info: --target (or HBSA_TARGET) is required (see hbsa info --help)\n";
     return kExitUsage;
   }
-  client::Client c(target);
+  absl::StatusOr<client::ChannelOptions> connect = ConnectOptions(*f);
+  if (!connect.ok()) {
+    std::cerr << "hbsa info: " << connect.status().message() << "\n";
+    return kExitUsage;
+  }
+  client::Client c(target, *connect);
   absl::StatusOr<v1::Capabilities> caps = c.GetCapabilities(CallWithTimeout(*ms));
   if (!caps.ok()) {
     std::cerr << "hbsa info: " << absl::StatusCodeToString(caps.status().code()) << ": "

@@ -3,6 +3,9 @@
 #ifndef HBSA_COMMON_BACKENDS_H_
 #define HBSA_COMMON_BACKENDS_H_
 
+#include <cstdint>
+#include <vector>
+
 #include "absl/status/status.h"
 #include "hbsa/attention.h"
 #include "hbsa/plan.h"
@@ -12,6 +15,20 @@ namespace hbsa::internal {
 // kernels/cpu/reference.cc: float64 oracle.
 absl::Status RunReference(const AttentionArgs& args, const BlockLayout& layout,
                           const VisitList& visits);
+
+// Reusable buffers of ReferencePair (one per thread).
+struct ReferenceScratch {
+  std::vector<double> scores;  // scaled scores of the allowed keys
+  std::vector<int64_t> keys;   // global key rows allowed for the pair
+  std::vector<double> acc;     // [D] output accumulator
+};
+
+// The reference's float64 computation of one (query row, query head) pair: local row `li` of
+// global query block `i`, query head `h`. Writes out[r, h, :] and, when args.lse is set,
+// lse[r, h]. RunReference is this over every pair; the fast CPU backend calls it for the pairs
+// its fp32 arithmetic could not represent (NaN/Inf inputs, overflowing scores).
+void ReferencePair(const AttentionArgs& args, const BlockLayout& layout, const VisitList& visits,
+                   const MaskView& mask, int32_t i, int64_t li, int64_t h, ReferenceScratch* s);
 
 // kernels/cpu/cpu_backend.cc: fast fp32-accumulating backend on a thread pool.
 absl::Status RunCpu(const AttentionArgs& args, const BlockLayout& layout, const VisitList& visits,

@@ -5,7 +5,11 @@ namespace hbsa {
 
 int64_t CountBlocks(int32_t batch, const int32_t* cu_seqlens, int32_t block_size) {
   int64_t n = 0;
-  for (int32_t b = 0; b < batch; ++b) n += CeilDiv(cu_seqlens[b + 1] - cu_seqlens[b], block_size);
+  // int64 differences: translation calls this on offsets not yet validated, where an int32
+  // difference could overflow.
+  for (int32_t b = 0; b < batch; ++b) {
+    n += CeilDiv(int64_t{cu_seqlens[b + 1]} - cu_seqlens[b], block_size);
+  }
   return n;
 }
 

@@ -74,7 +74,12 @@ absl::Status CheckCompactMask(const AttentionArgs& args, int64_t nq, int64_t nk)
       return Invalid(absl::StrCat("compact_mask.row_offsets must be non-decreasing; entry ",
                                   r + 1, " (", off[r + 1], ") < entry ", r, " (", off[r], ")"));
     }
-    if (off[r + 1] > nnz) break;  // reported below
+    // Every entry, not only the last, must stay within col_indices: a middle entry past nnz
+    // followed by a smaller last entry would otherwise send the mask reader past the array.
+    if (off[r + 1] > nnz) {
+      return Invalid(absl::StrCat("compact_mask.row_offsets entry ", r + 1, " (", off[r + 1],
+                                  ") must be <= the number of col_indices (", nnz, ")"));
+    }
     for (int64_t e = off[r]; e < off[r + 1]; ++e) {
       if (col[e] < 0 || col[e] >= nk) {
         return Invalid(absl::StrCat("compact_mask.col_indices entry ", e, " (", col[e],

@@ -5,7 +5,8 @@
 // dynamic scheduling, and gives each thread a reusable scratch buffer. The numerics live in the
 // per-ISA tile kernels (cpu_kernels.cc); which ISA runs is chosen per call: the best this CPU
 // supports, or the one named by the environment variable HBSA_CPU_ISA (avx512, avx2, generic),
-// which tests and benchmarks use to exercise every version.
+// which tests and benchmarks use to exercise every version. Pairs the fp32 tile cannot represent
+// (NaN/Inf inputs, overflowing scores) are recomputed with the reference's float64 code.
 #include <algorithm>
 #include <atomic>
 #include <cmath>
@@ -97,6 +98,7 @@ absl::Status RunCpu(const AttentionArgs& args, const BlockLayout& layout, const 
   const int64_t scratch_floats = kernels->scratch_floats(p);
   std::atomic<bool> out_of_memory{false};
 
+  const MaskView mask = MakeMaskView(args, layout);
   ThreadPool::Shared().ParallelFor(items, threads, [&](int64_t item) {
     float* scratch = ThreadScratch().Get(scratch_floats);
     if (scratch == nullptr) {
@@ -111,7 +113,18 @@ absl::Status RunCpu(const AttentionArgs& args, const BlockLayout& layout, const 
     const int64_t pairs = (layout.QBlockEndRow(w.i) - layout.QBlockFirstRow(w.i)) * p.group;
     w.m0 = (t - tile_start[w.i]) * kTileM;
     w.m1 = std::min(w.m0 + kTileM, pairs);
-    kernels->run_tile(p, w, scratch);
+    thread_local std::vector<int64_t> redo;
+    redo.clear();
+    kernels->run_tile(p, w, scratch, &redo);
+    // Pairs whose fp32 arithmetic went non-finite: the reference's float64 code, pair by pair.
+    if (!redo.empty()) {
+      thread_local ReferenceScratch exact;
+      const int64_t first_row = layout.QBlockFirstRow(w.i);
+      for (int64_t m : redo) {
+        ReferencePair(args, layout, visits, mask, w.i, first_row + m / p.group,
+                      int64_t{w.hk} * p.group + m % p.group, &exact);
+      }
+    }
   });
   if (out_of_memory.load()) {
     return absl::ResourceExhaustedError(

@@ -1,6 +1,7 @@
 // cpu_kernels.cc: the fast CPU backend's tile kernel (cpu_tile_body.inc) compiled three times,
-// for AVX-512F, for AVX2+FMA+F16C and for plain C++, each inside its own namespace and
-// `#pragma GCC target` region, plus the run-time choice between them. This is function
+// for AVX-512F, for AVX2+FMA+F16C and for plain C++, each inside its own namespace and target
+// region (`#pragma GCC target` with GCC, `#pragma clang attribute` with clang, which the
+// sanitizer and fuzz builds use), plus the run-time choice between them. This is function
 // multiversioning by hand: the build needs no -march flag, the binary runs on any x86-64 (and
 // the generic version anywhere), and a CPU with AVX-512 still gets 512-bit FMAs.
 //
@@ -16,6 +17,7 @@
 
 #if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
 #define HBSA_CPU_X86 1
+#include <cpuid.h>
 #include <immintrin.h>
 #endif
 
@@ -76,8 +78,12 @@ inline Vec VFromBf16(const uint16_t* p) {
               SET1(2.402264791363012e-1f)), f, SET1(6.931472028550421e-1f)), f, SET1(1.0f))
 
 // ---------------------------------------------------------------------------------------------
+#if defined(__clang__)
+#pragma clang attribute push(__attribute__((target("avx2,fma,f16c"))), apply_to = function)
+#else
 #pragma GCC push_options
 #pragma GCC target("avx2,fma,f16c")
+#endif
 namespace cpu_avx2 {
 using Vec = __m256;
 constexpr int kW = 8, kNv = 2, kMr = 4;  // 4 x 16 micro-tile: 8 accumulators, 2 FMA ports
@@ -114,14 +120,22 @@ inline Vec VFromBf16(const uint16_t* p) {
 }
 #include "cpu_tile_body.inc"
 }  // namespace cpu_avx2
+#if defined(__clang__)
+#pragma clang attribute pop
+#else
 #pragma GCC pop_options
+#endif
 
 // ---------------------------------------------------------------------------------------------
+#if defined(__clang__)
+#pragma clang attribute push(__attribute__((target("avx512f,avx2,fma,f16c"))), apply_to = function)
+#else
 #pragma GCC push_options
 #pragma GCC target("avx512f,avx2,fma,f16c")
 // GCC 12 reports its own _mm512_undefined_ps() inside the intrinsics as maybe-uninitialized.
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 namespace cpu_avx512 {
 using Vec = __m512;
 constexpr int kW = 16, kNv = 2, kMr = 8;  // 8 x 32 micro-tile: 16 of the 32 zmm registers
@@ -159,8 +173,12 @@ inline Vec VFromBf16(const uint16_t* p) {
 }
 #include "cpu_tile_body.inc"
 }  // namespace cpu_avx512
+#if defined(__clang__)
+#pragma clang attribute pop
+#else
 #pragma GCC diagnostic pop
 #pragma GCC pop_options
+#endif
 #endif  // HBSA_CPU_X86
 
 // ---------------------------------------------------------------------------------------------
@@ -173,8 +191,10 @@ const CpuKernelSet kAvx512 = {"avx512", cpu_avx512::ScratchFloats, cpu_avx512::R
 
 bool HasAvx2() {
   __builtin_cpu_init();
-  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-         __builtin_cpu_supports("f16c");
+  // F16C from CPUID leaf 1 (ECX bit 29): clang's __builtin_cpu_supports has no "f16c".
+  unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+  const bool f16c = __get_cpuid(1, &eax, &ebx, &ecx, &edx) && (ecx & bit_F16C) != 0;
+  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && f16c;
 }
 bool HasAvx512() {
   __builtin_cpu_init();

@@ -66,8 +66,11 @@ struct CpuKernelSet {
   const char* name;  // "avx512", "avx2" or "generic"
   // Scratch floats one thread needs for any tile of `p` (64-byte aligned buffer).
   int64_t (*scratch_floats)(const TileProblem& p);
-  // Computes out (and lse) for every pair of `w`; writes nothing else.
-  void (*run_tile)(const TileProblem& p, const TileWork& w, float* scratch);
+  // Computes out (and lse) for every pair of `w`; writes nothing else. Pairs whose fp32
+  // arithmetic went non-finite (see cpu_tile_body.inc) are left unwritten and appended to
+  // `redo` as pair indices m in [w.m0, w.m1); the caller recomputes them in float64.
+  void (*run_tile)(const TileProblem& p, const TileWork& w, float* scratch,
+                   std::vector<int64_t>* redo);
 };
 
 // The kernel set for `isa`: "" or "auto" = the best this CPU supports; "avx512", "avx2" or

@@ -4,6 +4,7 @@
 #include <string>
 
 #include "absl/strings/str_cat.h"
+#include "hbsa/device_status.h"
 
 namespace hbsa::cuda_internal {
 
@@ -30,7 +31,9 @@ absl::Status CudaStatus(cudaError_t err, std::string_view what) {
   if (err == cudaSuccess) return absl::OkStatus();
   const std::string detail =
       absl::StrCat(std::string(what), " failed: ", cudaGetErrorName(err), " (", cudaGetErrorString(err), ")");
-  if (IsStickyError(err)) return absl::InternalError(absl::StrCat("sticky CUDA error: ", detail));
+  if (IsStickyError(err)) {
+    return MarkDeviceLost(absl::InternalError(absl::StrCat("sticky CUDA error: ", detail)));
+  }
   switch (err) {
     case cudaErrorMemoryAllocation:
       return absl::ResourceExhaustedError(detail);

@@ -2,7 +2,8 @@
 //   cudaSuccess                     -> OK
 //   out of device or pinned memory  -> RESOURCE_EXHAUSTED
 //   no device / no usable driver    -> UNAVAILABLE
-//   errors that poison the context  -> INTERNAL, message prefixed "sticky CUDA error:"
+//   errors that poison the context  -> INTERNAL, message prefixed "sticky CUDA error:", and
+//                                      marked with hbsa::MarkDeviceLost (hbsa/device_status.h)
 //   anything else (a failed launch) -> INTERNAL
 #ifndef HBSA_CUDA_CUDA_STATUS_H_
 #define HBSA_CUDA_CUDA_STATUS_H_

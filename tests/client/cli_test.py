@@ -7,7 +7,9 @@ back), usage errors, an RPC error, and an hbsa-bench smoke run whose CSV and JSO
 checked (concurrency sweep with spot-checks and a /metrics scrape, then Poisson rate mode).
 Also the front door of every program: --version (the repository's VERSION) on hbsa-server,
 hbsa, hbsa-bench and hbsa-check; -h and --help on every hbsa command; HBSA_TARGET in place of
---target, the flag winning over it.
+--target, the flag winning over it;
+then the connection flags (--tls-ca, --tls-cert/--tls-key, --token-file) against a server with
+mutual TLS and a bearer token (certificates from tests/common/make_test_certs.sh).
 """
 import argparse
 import csv
@@ -19,7 +21,7 @@ import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from hbsa_server import HbsaServer, free_port  # noqa: E402
+from hbsa_server import HbsaServer, free_port, make_test_certs  # noqa: E402
 
 FAILURES = []
 
@@ -195,11 +197,60 @@ def main():
         rc, out, _ = run([o.bench, "--help"])
         check(rc == 0 and "--concurrency" in out and "--request-rate" in out and "Example" in out, "hbsa-bench --help")
 
+    tls_checks(o, hbsa, case_dir)
+
     # A dead target: the call fails with exit 3 and names the code.
     rc, _, err = run([hbsa, "attend", "--target", "127.0.0.1:%d" % free_port(), "--case", case_dir, "--timeout-ms", "2000"])
     check(rc == 3 and "UNAVAILABLE" in err, "attend to a dead port exits 3 with UNAVAILABLE")
     print("%d failure(s)" % len(FAILURES))
     return 1 if FAILURES else 0
+
+
+def tls_checks(o, hbsa, case_dir):
+    pki = make_test_certs(os.path.join(o.workdir, "pki"))
+    p = lambda n: os.path.join(pki, n)  # noqa: E731
+    token = p("token")
+    with open(token, "w") as f:
+        f.write("cli-test-token\n")
+    mtls = ["--tls-ca", p("ca.pem"), "--tls-cert", p("client.pem"), "--tls-key", p("client.key")]
+
+    def ready(target):
+        return run([hbsa, "health", "--target", target, "--timeout-ms", "1000"] + mtls, 10)[0] == 0
+
+    args = ["--tls-cert-file", p("server.pem"), "--tls-key-file", p("server.key"),
+            "--tls-client-ca-file", p("ca.pem"), "--auth-token-file", token]
+    with HbsaServer(o.server, ready, extra_args=args) as s:
+        t = s.target
+        rc, out, _ = run([hbsa, "health", "--target", t] + mtls)
+        check(rc == 0 and out.strip() == "SERVING", "TLS: health with CA and client certificate, no token")
+        rc, out, err = run([hbsa, "info", "--target", t, "--token-file", token] + mtls)
+        check(rc == 0 and "backend:" in out, "TLS: info with the token" + ("" if rc == 0 else ": " + err))
+        rc, _, err = run([hbsa, "info", "--target", t] + mtls)
+        check(rc == 3 and "UNAUTHENTICATED" in err, "TLS: info without the token exits 3 UNAUTHENTICATED")
+        rc, out, err = run([hbsa, "attend", "--target", t, "--case", case_dir, "--check",
+                            "--token-file", token] + mtls)
+        check(rc == 0 and "check PASS" in out, "TLS: attend --check with the token" + ("" if rc == 0 else ": " + out + err))
+        env_rc = subprocess.run([hbsa, "info", "--target", t] + mtls, capture_output=True, text=True,
+                                env=dict(os.environ, HBSA_TOKEN="cli-test-token")).returncode
+        check(env_rc == 0, "TLS: the token from HBSA_TOKEN")
+        rc, _, err = run([hbsa, "health", "--target", t, "--tls-ca", p("ca.pem"), "--timeout-ms", "3000"])
+        check(rc == 3 and "UNAVAILABLE" in err, "mutual TLS: no client certificate, handshake refused (exit 3)")
+        rc, _, err = run([hbsa, "health", "--target", t, "--tls-ca", p("other-ca.pem"), "--tls-cert",
+                          p("client.pem"), "--tls-key", p("client.key"), "--timeout-ms", "3000"])
+        check(rc == 3 and "UNAVAILABLE" in err, "TLS: a client trusting another CA is refused (exit 3)")
+        rc, _, err = run([hbsa, "health", "--target", t, "--timeout-ms", "3000"])
+        check(rc == 3, "TLS: a plaintext client cannot talk to the TLS port (exit 3)")
+        rc, _, err = run([hbsa, "info", "--target", t, "--token-file", token])
+        check(rc == 2 and "needs TLS" in err, "--token-file without TLS is a usage error (2)")
+        rc, _, err = run([hbsa, "info", "--target", t, "--tls-ca", p("missing.pem")])
+        check(rc == 2 and "missing.pem" in err, "an unreadable --tls-ca is a usage error naming the file")
+        rc, out, err = run([o.bench, "--target", t, "--concurrency", "1", "--batch", "1", "--seqlen-q", "32",
+                            "--heads-q", "2", "--heads-k", "1", "--head-dim", "16", "--window-ms", "300",
+                            "--max-windows", "2", "--stable-windows", "1", "--warmup", "1",
+                            "--token-file", token] + mtls)
+        check(rc == 0, "TLS: hbsa-bench with the connection flags" + ("" if rc == 0 else ": " + out + err))
+        rc, out, _ = run([hbsa, "health", "--help"])
+        check(rc == 0 and "--tls-ca" in out and "--token-file" in out, "health --help lists the connection flags")
 
 
 if __name__ == "__main__":

@@ -38,8 +38,11 @@ inline int FreePort() {
 
 class ServerProcess {
  public:
+  // `extra_args` are appended to the server's flags; `connect` is how the start-up health check
+  // reaches it (TLS options for a server started with --tls-cert-file).
   static absl::StatusOr<std::unique_ptr<ServerProcess>> Start(
-      const std::string& binary, const std::vector<std::string>& extra = {}) {
+      const std::string& binary, const std::vector<std::string>& extra_args = {},
+      const client::ChannelOptions& connect = {}) {
     auto p = std::unique_ptr<ServerProcess>(new ServerProcess);
     p->port_ = FreePort();
     p->metrics_port_ = FreePort();
@@ -48,7 +51,7 @@ class ServerProcess {
                                      "--metrics-listen", absl::StrCat("127.0.0.1:", p->metrics_port_),
                                      "--backend", "cpu", "--cpu-threads", "2",
                                      "--log-level", "warn", "--drain-grace-seconds", "5"};
-    args.insert(args.end(), extra.begin(), extra.end());
+    args.insert(args.end(), extra_args.begin(), extra_args.end());
     p->pid_ = fork();
     if (p->pid_ < 0) return absl::InternalError("fork failed");
     if (p->pid_ == 0) {
@@ -58,7 +61,7 @@ class ServerProcess {
       execv(binary.c_str(), argv.data());
       _exit(127);
     }
-    client::Client c(p->target());
+    client::Client c(p->target(), connect);
     client::CallOptions call;
     call.timeout = std::chrono::milliseconds(1000);
     const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(90);

@@ -242,6 +242,54 @@ TEST_F(ValidateTest, CompactRowOffsetsDecreasing) {
   csr_.row_offsets[2] = csr_.row_offsets[1] - 1;
   ExpectRejected("compact_mask.row_offsets");
 }
+// Issue 12 finding 1: a middle entry past nnz with a last entry equal to nnz. Validate used to
+// stop checking at the first entry past nnz, so [0, 2^40, 1] passed (and the mask reader
+// crashed), and a middle entry of 4 or 100 let the reader run past col_indices.
+TEST_F(ValidateTest, CompactRowOffsetsMiddleEntryPastNnz) {
+  const int64_t nnz = static_cast<int64_t>(csr_.col_indices.size());
+  for (int64_t middle : {nnz + 1, nnz + 100, int64_t{1} << 40, std::numeric_limits<int64_t>::max()}) {
+    SCOPED_TRACE(middle);
+    testing::CompactMask saved = csr_;
+    csr_.row_offsets[3] = middle;
+    UseCompact();
+    ExpectRejected("compact_mask.row_offsets entry 3");
+    csr_ = saved;
+  }
+}
+// The minimal form of the crashing request: one sequence of 2 query rows and 1 key row,
+// blocks 1 x 1, Hq = Hk = 1, D = 1, row_offsets [0, big, 1], col_indices [0].
+TEST(ValidateCompact, TwoRowMaskWithMiddleEntryPastNnzIsRefused) {
+  const std::vector<int32_t> cu_q = {0, 2}, cu_k = {0, 1};
+  std::vector<float> q(2, 1.0f), k(1, 1.0f), v(1, 1.0f), out(2, -7.0f);
+  const std::vector<int32_t> cols = {0};
+  for (int64_t middle : {int64_t{4}, int64_t{100}, int64_t{1} << 40}) {
+    SCOPED_TRACE(middle);
+    const std::vector<int64_t> rows = {0, middle, 1};
+    AttentionArgs a;
+    a.dtype = DType::kFloat32;
+    a.total_q = 2;
+    a.total_k = 1;
+    a.num_heads_q = a.num_heads_k = a.head_dim = 1;
+    a.batch = 1;
+    a.cu_seqlens_q = {cu_q.data(), cu_q.size() * 4};
+    a.cu_seqlens_k = {cu_k.data(), cu_k.size() * 4};
+    a.q_block_size = a.k_block_size = 1;
+    a.mask_format = MaskFormat::kCompact;
+    a.compact_mask.row_offsets = {rows.data(), rows.size() * 8};
+    a.compact_mask.col_indices = {cols.data(), cols.size() * 4};
+    a.q = {q.data(), q.size() * 4};
+    a.k = {k.data(), k.size() * 4};
+    a.v = {v.data(), v.size() * 4};
+    a.out = {out.data(), out.size() * 4};
+    const absl::Status s = Validate(a);
+    EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << s;
+    EXPECT_NE(s.message().find("compact_mask.row_offsets entry 1"), std::string_view::npos) << s;
+    for (Backend b : {Backend::kReference, Backend::kCpu}) {
+      EXPECT_EQ(hbsa::Run(b, a).code(), absl::StatusCode::kInvalidArgument) << BackendName(b);
+    }
+    EXPECT_EQ(out, std::vector<float>(2, -7.0f));
+  }
+}
 TEST_F(ValidateTest, CompactRowOffsetsLastNotNnz) {
   UseCompact();
   args_.compact_mask.col_indices.bytes -= 4;

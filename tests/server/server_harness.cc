@@ -38,8 +38,9 @@ int FreePort() {
   return ntohs(addr.sin_port);
 }
 
-std::unique_ptr<ServerProcess> ServerProcess::Start(const std::vector<std::string>& extra_args,
-                                                    bool wait_serving) {
+std::unique_ptr<ServerProcess> ServerProcess::Start(
+    const std::vector<std::string>& extra_args, bool wait_serving,
+    std::shared_ptr<grpc::ChannelCredentials> credentials) {
   auto p = std::unique_ptr<ServerProcess>(new ServerProcess());
   p->port_ = FreePort();
   p->metrics_port_ = FreePort();
@@ -62,7 +63,8 @@ std::unique_ptr<ServerProcess> ServerProcess::Start(const std::vector<std::strin
     _exit(127);
   }
   close(log_fd);
-  p->channel_ = grpc::CreateChannel(p->target(), grpc::InsecureChannelCredentials());
+  p->channel_ = grpc::CreateChannel(
+      p->target(), credentials != nullptr ? credentials : grpc::InsecureChannelCredentials());
   if (wait_serving && !p->WaitServing(std::chrono::seconds(20))) return nullptr;
   return p;
 }

@@ -29,8 +29,11 @@ class ServerProcess {
  public:
   // Starts hbsa-server with --listen/--metrics-listen on free loopback ports, --backend cpu
   // and `extra_args`; waits until health reports SERVING unless `wait_serving` is false.
-  static std::unique_ptr<ServerProcess> Start(const std::vector<std::string>& extra_args,
-                                              bool wait_serving = true);
+  // channel() uses `credentials` (nullptr = plaintext), e.g. TLS for a server started with
+  // --tls-cert-file.
+  static std::unique_ptr<ServerProcess> Start(
+      const std::vector<std::string>& extra_args, bool wait_serving = true,
+      std::shared_ptr<grpc::ChannelCredentials> credentials = nullptr);
   ~ServerProcess();  // SIGKILLs the process if it still runs
 
   std::string target() const { return "127.0.0.1:" + std::to_string(port_); }

@@ -29,8 +29,13 @@ EnvLookup Env(std::map<std::string, std::string> vars) {
 TEST(Config, Defaults) {
   absl::StatusOr<ServerConfig> c = ParseConfig({}, Env({}));
   ASSERT_TRUE(c.ok());
-  EXPECT_EQ(c->listen, "0.0.0.0:50051");
-  EXPECT_EQ(c->metrics_listen, "0.0.0.0:9464");
+  EXPECT_EQ(c->listen, "127.0.0.1:50051");  // loopback unless configured (issue 12)
+  EXPECT_EQ(c->metrics_listen, "127.0.0.1:9464");
+  EXPECT_EQ(c->health_listen, "");
+  EXPECT_EQ(c->tls_cert_file, "");
+  EXPECT_EQ(c->tls_reload_seconds, 10);
+  EXPECT_EQ(c->auth_token, "");
+  EXPECT_FALSE(c->reflection);
   EXPECT_EQ(c->backend, BackendChoice::kAuto);
   EXPECT_TRUE(c->devices.empty());
   EXPECT_EQ(c->streams_per_device, 4);
@@ -85,6 +90,50 @@ TEST(Config, ErrorsNameTheFlagOrVariable) {
   }
 }
 
+TEST(Config, SecuritySettingsAndTheirCombinations) {
+  absl::StatusOr<ServerConfig> c = ParseConfig(
+      {"--tls-cert-file", "/c.pem", "--tls-key-file=/k.pem", "--tls-client-ca-file", "/ca.pem",
+       "--reflection", "on", "--health-listen", "0.0.0.0:50052"},
+      Env({{"HBSA_AUTH_TOKEN", " Zq9-secret \n"}, {"HBSA_TLS_RELOAD_SECONDS", "2"}}));
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->tls_cert_file, "/c.pem");
+  EXPECT_EQ(c->tls_key_file, "/k.pem");
+  EXPECT_EQ(c->tls_client_ca_file, "/ca.pem");
+  EXPECT_EQ(c->tls_reload_seconds, 2);
+  EXPECT_EQ(c->auth_token, "Zq9-secret");
+  EXPECT_TRUE(c->reflection);
+  EXPECT_EQ(c->health_listen, "0.0.0.0:50052");
+  EXPECT_NE(DescribeConfig(*c).find("tls=mtls auth_token=on reflection=on"), std::string::npos)
+      << DescribeConfig(*c);
+  EXPECT_EQ(DescribeConfig(*c).find("Zq9"), std::string::npos);  // the token is never logged
+
+  struct Bad {
+    std::vector<std::string> args;
+    std::map<std::string, std::string> env;
+    const char* needle;
+  };
+  const std::vector<Bad> cases = {
+      {{"--tls-cert-file", "/c.pem"}, {}, "must be given together"},
+      {{"--tls-key-file", "/k.pem"}, {}, "must be given together"},
+      {{"--tls-client-ca-file", "/ca.pem"}, {}, "mutual TLS is TLS first"},
+      {{"--auth-token-file", "/t"}, {}, "needs TLS"},
+      {{}, {{"HBSA_AUTH_TOKEN", "x"}}, "needs TLS"},
+      {{"--tls-cert-file=/c", "--tls-key-file=/k", "--auth-token-file=/t"},
+       {{"HBSA_AUTH_TOKEN", "x"}}, "both set"},
+      {{}, {{"HBSA_AUTH_TOKEN", "  "}}, "HBSA_AUTH_TOKEN is set but empty"},
+      {{"--reflection", "maybe"}, {}, "--reflection"},
+      {{"--tls-reload-seconds", "0"}, {}, "--tls-reload-seconds"},
+      {{"--health-listen", "nohost"}, {}, "--health-listen"},
+      {{"--listen", "127.0.0.1:7", "--health-listen", "127.0.0.1:7"}, {}, "must differ"},
+  };
+  for (const Bad& b : cases) {
+    absl::StatusOr<ServerConfig> bad = ParseConfig(b.args, Env(b.env));
+    ASSERT_FALSE(bad.ok()) << b.needle;
+    EXPECT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_NE(bad.status().message().find(b.needle), absl::string_view::npos) << bad.status();
+  }
+}
+
 TEST(Config, HelpDocumentsEveryFlagAndVariable) {
   absl::StatusOr<ServerConfig> c = ParseConfig({"--help"}, Env({}));
   ASSERT_TRUE(c.ok());
@@ -97,7 +146,12 @@ TEST(Config, HelpDocumentsEveryFlagAndVariable) {
                         "--max-message-bytes", "HBSA_MAX_MESSAGE_BYTES", "--memory-budget-bytes",
                         "HBSA_MEMORY_BUDGET_BYTES", "--drain-grace-seconds",
                         "HBSA_DRAIN_GRACE_SECONDS", "--log-level", "HBSA_LOG_LEVEL", "--help",
-                        "--version", "TEST ONLY"}) {
+                        "--version", "TEST ONLY", "--health-listen", "HBSA_HEALTH_LISTEN", "--tls-cert-file",
+                        "HBSA_TLS_CERT_FILE", "--tls-key-file", "HBSA_TLS_KEY_FILE",
+                        "--tls-client-ca-file", "HBSA_TLS_CLIENT_CA_FILE", "--tls-reload-seconds",
+                        "HBSA_TLS_RELOAD_SECONDS", "--auth-token-file", "HBSA_AUTH_TOKEN_FILE",
+                        "HBSA_AUTH_TOKEN", "--reflection", "HBSA_REFLECTION", "SIGHUP",
+                        "--test-device-lost-after"}) {
     EXPECT_NE(help.find(s), std::string::npos) << s;
   }
 }

@@ -129,6 +129,29 @@ absl::StatusOr<AttendResult> ParseResponse(const v1::AttendRequest& request,
 // null to skip). INVALID_ARGUMENT when a buffer's size does not match.
 absl::Status CopyToBuffers(const AttendResult& result, const AttentionArgs& args);
 
+// Transport security of a channel. PEM contents, not paths (LoadTlsFiles reads files), so
+// building a channel cannot fail; bad PEM fails the TLS handshake (UNAVAILABLE).
+struct TlsOptions {
+  bool enabled = false;          // TLS on; the other fields refine it
+  std::string root_certs_pem;    // CAs that may sign the server's certificate; "" = gRPC's default roots
+  std::string cert_chain_pem;    // client certificate for mutual TLS ("" = none)
+  std::string private_key_pem;   // its key (with cert_chain_pem, or both empty)
+  // Name the server's certificate must carry, when it differs from the target's host (e.g.
+  // the target is an IP or a load balancer name); "" = the target's host.
+  std::string server_name;
+};
+
+// Reads PEM files into TlsOptions with enabled = true: `ca_file` ("" = default roots), and
+// `cert_file` with `key_file` for mutual TLS (both or neither). INVALID_ARGUMENT naming the
+// file that is missing, unreadable or not PEM.
+absl::StatusOr<TlsOptions> LoadTlsFiles(const std::string& ca_file, const std::string& cert_file,
+                                        const std::string& key_file,
+                                        const std::string& server_name = "");
+
+// A bearer token from the first line of `path` (whitespace trimmed). INVALID_ARGUMENT when
+// unreadable or empty.
+absl::StatusOr<std::string> LoadTokenFile(const std::string& path);
+
 // Channel construction.
 struct ChannelOptions {
   // Largest message sent or received (requests carry q/k/v; responses out/lse). Matches the
@@ -143,6 +166,13 @@ struct ChannelOptions {
   // Give this channel its own connections instead of sharing gRPC's process-wide pool (whose
   // connection to an address that recently failed keeps backing off for every channel).
   bool local_subchannel_pool = false;
+  // TLS or mutual TLS to the server (its --tls-* flags); off = plaintext.
+  TlsOptions tls;
+  // Sent as "authorization: Bearer <token>" on every call by a Client built with these options
+  // (the server's --auth-token-file). A per-call credential, so gRPC sends it over TLS only:
+  // on a plaintext channel every call fails UNAUTHENTICATED ("...sufficient security level...")
+  // and the token never leaves the process. "" = none.
+  std::string bearer_token;
 };
 
 // Turns the user's target into a gRPC target URI: "host:port" stays as is (resolved by DNS);
@@ -150,7 +180,9 @@ struct ChannelOptions {
 // (dns:///, ipv4:, ipv6:, unix:) pass through.
 std::string NormalizeTarget(std::string_view target);
 
-// An insecure channel to `target` (after NormalizeTarget) with the options above.
+// A channel to `target` (after NormalizeTarget) with the options above: TLS when
+// options.tls.enabled, plaintext otherwise. The bearer token is not part of the channel: the
+// Client attaches it to each call.
 std::shared_ptr<grpc::Channel> MakeChannel(std::string_view target, const ChannelOptions& options);
 
 // Backoff for retrying UNAVAILABLE.
@@ -178,8 +210,9 @@ std::string_view ServingStatusName(ServingStatus status);  // "SERVING", "NOT_SE
 // The client. Thread-safe; cheap to create per channel.
 class Client {
  public:
-  explicit Client(std::shared_ptr<grpc::Channel> channel);
-  // Connects to `target` with MakeChannel(target, options).
+  // `bearer_token` ("" = none) is attached to every call, as ChannelOptions::bearer_token.
+  explicit Client(std::shared_ptr<grpc::Channel> channel, std::string bearer_token = "");
+  // Connects to `target` with MakeChannel(target, options), with options.bearer_token.
   explicit Client(std::string_view target, const ChannelOptions& options = {});
   ~Client();
   Client(const Client&) = delete;
@@ -231,6 +264,7 @@ class Client {
  private:
   struct Stubs;
   std::shared_ptr<grpc::Channel> channel_;
+  std::string bearer_token_;
   std::unique_ptr<Stubs> stubs_;
 };
 

@@ -12,13 +12,14 @@ from importlib.metadata import PackageNotFoundError, version as _version
 from ._client import AsyncClient, Client, HBSAttention, build_request
 from ._masks import CompactMask, PerSequenceMask
 from .errors import (CancelledError, DeadlineExceededError, HbsaError, InternalError,
-                     InvalidArgumentError, ResourceExhaustedError, UnavailableError,
-                     UnimplementedError)
+                     InvalidArgumentError, ResourceExhaustedError, UnauthenticatedError,
+                     UnavailableError, UnimplementedError)
 
 __all__ = [
     "AsyncClient", "Client", "HBSAttention", "build_request", "CompactMask", "PerSequenceMask",
     "HbsaError", "InvalidArgumentError", "UnimplementedError", "ResourceExhaustedError",
     "DeadlineExceededError", "CancelledError", "UnavailableError", "InternalError",
+    "UnauthenticatedError",
 ]
 try:
     __version__ = _version("hbsa")  # the repository's VERSION, recorded when it was installed

@@ -58,6 +58,42 @@ def _channel_options(max_message_bytes, load_balancing, retries):
     return opts
 
 
+def _read(path, what):
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except OSError as e:
+        raise client_error("cannot read %s %r: %s" % (what, path, e.strerror)) from None
+
+
+def _security(tls, ca_file, cert_file, key_file, server_name, token, token_file):
+    """(channel credentials or None for plaintext, extra channel options) for the TLS and token
+    arguments of Client. A token is sent only over TLS (the server refuses it otherwise too)."""
+    tls = bool(tls or ca_file or cert_file or key_file or server_name)
+    if token_file is not None:
+        if token is not None:
+            raise client_error("give token or token_file, not both")
+        lines = _read(token_file, "token file").decode(errors="replace").splitlines()
+        token = lines[0].strip() if lines else ""
+        if not token:
+            raise client_error("token file %r has an empty first line" % token_file)
+    if token is not None and not tls:
+        raise client_error("a bearer token needs TLS (tls=True or ca_file=...): tokens are never "
+                           "sent in plaintext")
+    if not tls:
+        return None, []
+    if bool(cert_file) != bool(key_file):
+        raise client_error("cert_file and key_file go together (mutual TLS needs both)")
+    creds = grpc.ssl_channel_credentials(
+        root_certificates=_read(ca_file, "CA file") if ca_file else None,
+        private_key=_read(key_file, "client key") if key_file else None,
+        certificate_chain=_read(cert_file, "client certificate") if cert_file else None)
+    if token is not None:
+        creds = grpc.composite_channel_credentials(creds, grpc.access_token_call_credentials(token))
+    options = [("grpc.ssl_target_name_override", server_name)] if server_name else []
+    return creds, options
+
+
 def _health_request(service):
     """grpc.health.v1.HealthCheckRequest{service} encoded by hand (one string field), so the
     package needs no second set of stubs (and cannot clash with grpcio-health-checking)."""
@@ -195,12 +231,19 @@ def _unpack(resp, req, dtype_name, like, return_lse):
 
 
 class _Base:
-    def __init__(self, target, timeout, max_message_bytes, load_balancing, retries, mask_form):
+    def __init__(self, target, timeout, max_message_bytes, load_balancing, retries, mask_form,
+                 security):
         self.target = _normalize_target(target)
         self.timeout = timeout
         self.mask_form = mask_form
-        self._options = _channel_options(max_message_bytes, load_balancing, retries)
+        self._credentials, extra = _security(**security)
+        self._options = _channel_options(max_message_bytes, load_balancing, retries) + extra
         self.last_response = None  # the last AttendResponse (timings, backend), for inspection
+
+    def _make_channel(self, module):
+        if self._credentials is None:
+            return module.insecure_channel(self.target, options=self._options)
+        return module.secure_channel(self.target, self._credentials, options=self._options)
 
     def _request(self, args, kwargs):
         kw = dict(kwargs)
@@ -219,12 +262,22 @@ class Client(_Base):
     target: "host:port", "dns:///name:port" (round robin over every address, e.g. a headless
     Kubernetes Service), or "ipv4:a:p,b:p" / "a:p,b:p". timeout: seconds per call (None = no
     deadline). retries: total attempts for UNAVAILABLE (1 = none). mask_form: default wire form
-    of the mask ("dense", "per_sequence", "compact")."""
+    of the mask ("dense", "per_sequence", "compact").
+
+    Security (the server's --tls-* and --auth-token-file flags): tls=True for TLS with the
+    default CA roots; ca_file (PEM) to trust a private CA (implies TLS); cert_file + key_file
+    for mutual TLS; server_name when the certificate's name differs from the target's host;
+    token (str) or token_file (first line) for "authorization: Bearer <token>", which needs
+    TLS. Files are read when the client is made; errors raise InvalidArgumentError."""
 
     def __init__(self, target, *, timeout=60.0, max_message_bytes=DEFAULT_MAX_MESSAGE_BYTES,
-                 load_balancing="round_robin", retries=4, mask_form="dense"):
-        super().__init__(target, timeout, max_message_bytes, load_balancing, retries, mask_form)
-        self._channel = grpc.insecure_channel(self.target, options=self._options)
+                 load_balancing="round_robin", retries=4, mask_form="dense", tls=False,
+                 ca_file=None, cert_file=None, key_file=None, server_name=None, token=None,
+                 token_file=None):
+        super().__init__(target, timeout, max_message_bytes, load_balancing, retries, mask_form,
+                         dict(tls=tls, ca_file=ca_file, cert_file=cert_file, key_file=key_file,
+                              server_name=server_name, token=token, token_file=token_file))
+        self._channel = self._make_channel(grpc)
         self._stub = attention_pb2_grpc.AttentionStub(self._channel)
         # Attend as raw bytes in and out (hbsa._wire): no protobuf copies of tensor data.
         self._raw_attend = self._channel.unary_unary("/hbsa.v1.Attention/Attend")
@@ -286,9 +339,13 @@ class AsyncClient(_Base):
     """asyncio client (grpc.aio), same arguments as Client; create it inside a running loop."""
 
     def __init__(self, target, *, timeout=60.0, max_message_bytes=DEFAULT_MAX_MESSAGE_BYTES,
-                 load_balancing="round_robin", retries=4, mask_form="dense"):
-        super().__init__(target, timeout, max_message_bytes, load_balancing, retries, mask_form)
-        self._channel = grpc.aio.insecure_channel(self.target, options=self._options)
+                 load_balancing="round_robin", retries=4, mask_form="dense", tls=False,
+                 ca_file=None, cert_file=None, key_file=None, server_name=None, token=None,
+                 token_file=None):
+        super().__init__(target, timeout, max_message_bytes, load_balancing, retries, mask_form,
+                         dict(tls=tls, ca_file=ca_file, cert_file=cert_file, key_file=key_file,
+                              server_name=server_name, token=token, token_file=token_file))
+        self._channel = self._make_channel(grpc.aio)
         self._stub = attention_pb2_grpc.AttentionStub(self._channel)
         self._raw_attend = self._channel.unary_unary("/hbsa.v1.Attention/Attend")
         self._health = self._channel.unary_unary(

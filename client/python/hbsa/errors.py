@@ -51,9 +51,14 @@ class InternalError(HbsaError):
     code = grpc.StatusCode.INTERNAL
 
 
+class UnauthenticatedError(HbsaError):
+    """No valid bearer token (the server's --auth-token-file), or a token on a plaintext channel."""
+    code = grpc.StatusCode.UNAUTHENTICATED
+
+
 _BY_CODE = {cls.code: cls for cls in (
     InvalidArgumentError, UnimplementedError, ResourceExhaustedError, DeadlineExceededError,
-    CancelledError, UnavailableError, InternalError)}
+    CancelledError, UnavailableError, InternalError, UnauthenticatedError)}
 
 
 def from_rpc_error(err):

@@ -20,9 +20,9 @@
 // here synchronises the device or the stream, allocates device memory, or aborts: launch
 // errors come back as INTERNAL statuses naming the step that failed (the planner launch, the
 // attention kernel's launch with its instance, a TMA descriptor) and the CUDA error. A sticky
-// CUDA error (the context is unusable) is reported with the prefix "sticky CUDA error:" so the
-// caller can stop using the device; one left pending by earlier work on the thread is reported
-// as such, not as this request's launch failure.
+// CUDA error (the context is unusable) is marked with hbsa::MarkDeviceLost (hbsa/device_status.h;
+// the message also starts "sticky CUDA error:") so the caller can stop using the device; one left
+// pending by earlier work on the thread is reported as such, not as this request's launch failure.
 #ifndef HBSA_CUDA_H_
 #define HBSA_CUDA_H_
 
