@@ -9,7 +9,9 @@
 
 #include "absl/strings/str_cat.h"
 #include "hbsa/attention.h"
+#include "batch.h"
 #include "hbsa/device_status.h"
+#include "wire_response.h"
 
 namespace hbsa::server {
 
@@ -35,13 +37,30 @@ void FaultExecutor::Loop() {
     std::unique_ptr<Job> job = scheduler_->Take(std::chrono::milliseconds(50));
     if (job == nullptr) continue;
     if (done < fail_after_jobs_) {
-      PrepareOutputs(job->response, job->request.get());
+      // As the CPU executor computes one request: inputs staged into one heap block, outputs
+      // in another that the response points into.
+      std::vector<std::unique_ptr<Job>> one;
+      one.push_back(std::move(job));
+      Launch launch = MakeLaunch(std::move(one));
+      AttentionArgs a = launch.args;
+      std::shared_ptr<HostBlock> in = HeapBlock(a.q.bytes + a.k.bytes + a.v.bytes);
+      StageInputs(launch, in->data(), in->data() + a.q.bytes, in->data() + a.q.bytes + a.k.bytes);
+      a.q.data = in->data();
+      a.k.data = in->data() + a.q.bytes;
+      a.v.data = in->data() + a.q.bytes + a.k.bytes;
+      const size_t out_bytes = static_cast<size_t>(launch.out_bytes);
+      std::shared_ptr<HostBlock> block =
+          HeapBlock(out_bytes + static_cast<size_t>(launch.lse_bytes));
+      a.out = {block->data(), out_bytes};
+      a.lse = {};
+      if (launch.return_lse) a.lse = {block->data() + out_bytes, static_cast<size_t>(launch.lse_bytes)};
       RunOptions options;
       options.num_threads = 1;
-      const absl::Status s = Run(Backend::kCpu, job->request->args, options);
-      job->response->set_backend("cpu");
-      job->response->set_device(-1);
-      scheduler_->Complete(std::move(job), s);
+      options.validated = true;  // validated once at the edge
+      const absl::Status s = Run(Backend::kCpu, a, options);
+      SplitOutputs(&launch, block, block->data(),
+                   launch.return_lse ? block->data() + out_bytes : nullptr, "cpu", -1);
+      for (auto& j : launch.jobs) scheduler_->Complete(std::move(j), s);
       ++done;
       continue;
     }
