@@ -87,8 +87,9 @@ absl::Status CheckTensorBytes(const WireTensor& t, absl::string_view name, int64
 }
 
 // Resolves an output's shared-memory target; it may overlap no other range of the request.
-absl::Status ResolveOutput(const v1::SharedMemoryRef& ref, int64_t want, absl::string_view field,
-                           const ShmRegistry* shm, TranslatedRequest* out, OutputTarget* target) {
+absl::Status ResolveOutput(const v1::SharedMemoryRef& ref, int64_t want, size_t elem_size,
+                           absl::string_view field, const ShmRegistry* shm, TranslatedRequest* out,
+                           OutputTarget* target) {
   if (shm == nullptr) {
     return absl::UnimplementedError(absl::StrCat(field, ": shared memory is not available here"));
   }
@@ -102,6 +103,11 @@ absl::Status ResolveOutput(const v1::SharedMemoryRef& ref, int64_t want, absl::s
       return Invalid(absl::StrCat(field, " [", a0, ", ", a1, ") overlaps another shared-memory range [",
                                   b0, ", ", b1, ") of region \"", span->region, "\" in this request"));
     }
+  }
+  if (reinterpret_cast<uintptr_t>(span->data) % elem_size != 0) {
+    return Invalid(absl::StrCat(field, ": the range must start at a multiple of the ", elem_size,
+                                "-byte element size (registration offset + offset); it starts at byte ",
+                                span->region_offset, " of the registered range"));
   }
   target->shm = span->data;
   target->shm_pinned = span->mapping->pinned;
@@ -119,9 +125,17 @@ absl::Status Named(absl::Status s, absl::string_view mask_form) {
   return absl::Status(s.code(), ProtoFieldMessage(s.message(), mask_form));
 }
 
-// A non-null stand-in for input bytes that are not contiguous: Validate checks pointers and
-// sizes, never contents, and the executor replaces it with the staged copy.
-const char kNotContiguous[1] = {0};
+// A non-null, aligned stand-in for input bytes that cannot be used in place: Validate checks
+// pointers and sizes, never contents, and the executor replaces it with the staged copy.
+alignas(16) const char kNotContiguous[16] = {0};
+
+// The input's bytes when the backends can read them where they are: contiguous, and starting
+// at a multiple of the element size (a tensor inside a received message starts wherever its
+// field does). Null otherwise: the executor stages a copy.
+const char* InPlace(const InputBytes& b, size_t elem_size) {
+  const char* c = b.Contiguous();
+  return c != nullptr && reinterpret_cast<uintptr_t>(c) % elem_size == 0 ? c : nullptr;
+}
 
 }  // namespace
 
@@ -249,8 +263,8 @@ absl::StatusOr<std::unique_ptr<TranslatedRequest>> Translate(
   a.causal = req.causal();
   if (req.has_softmax_scale()) a.softmax_scale = req.softmax_scale();
   a.allow_tf32 = req.allow_tf32();
-  auto view = [](const InputBytes& b) -> ConstBuffer {
-    const char* c = b.Contiguous();
+  auto view = [es](const InputBytes& b) -> ConstBuffer {
+    const char* c = InPlace(b, es);
     return {c != nullptr ? c : kNotContiguous, b.bytes};
   };
   a.q = view(t->q);
@@ -327,8 +341,8 @@ absl::StatusOr<std::unique_ptr<TranslatedRequest>> Translate(
   // The mask and the sizes.
   if (absl::Status s = Named(ValidateAfterLayout(a), t->mask_form); !s.ok()) return s;
   a.out = {};
-  auto plain = [](const InputBytes& b, ConstBuffer* c) {
-    if (b.Contiguous() == nullptr) c->data = nullptr;
+  auto plain = [es](const InputBytes& b, ConstBuffer* c) {
+    if (InPlace(b, es) == nullptr) c->data = nullptr;
   };
   plain(t->q, &a.q);
   plain(t->k, &a.k);
@@ -336,13 +350,13 @@ absl::StatusOr<std::unique_ptr<TranslatedRequest>> Translate(
 
   // Outputs into shared memory.
   if (req.has_out_shm()) {
-    if (auto s = ResolveOutput(req.out_shm(), t->out_bytes, "out_shm", shm, t.get(), &t->out_target); !s.ok()) {
+    if (auto s = ResolveOutput(req.out_shm(), t->out_bytes, DTypeSize(a.dtype), "out_shm", shm, t.get(), &t->out_target); !s.ok()) {
       return s;
     }
   }
   if (req.has_lse_shm()) {
     if (!t->return_lse) return Invalid("lse_shm is set but return_lse is false");
-    if (auto s = ResolveOutput(req.lse_shm(), t->lse_bytes, "lse_shm", shm, t.get(), &t->lse_target); !s.ok()) {
+    if (auto s = ResolveOutput(req.lse_shm(), t->lse_bytes, sizeof(float), "lse_shm", shm, t.get(), &t->lse_target); !s.ok()) {
       return s;
     }
   }

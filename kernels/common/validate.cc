@@ -47,6 +47,10 @@ absl::Status CheckBuffer(const char* field, const void* data, size_t bytes, int6
     return Invalid(absl::StrCat(field, " must hold ", shape, " = ", elements, " elements of ",
                                 elem_size, " bytes (", want, " bytes); got ", bytes, " bytes"));
   }
+  if (reinterpret_cast<uintptr_t>(data) % elem_size != 0) {
+    return Invalid(absl::StrCat(field, " must start at an address that is a multiple of its ",
+                                elem_size, "-byte element size"));
+  }
   return absl::OkStatus();
 }
 

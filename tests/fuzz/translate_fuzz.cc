@@ -1,11 +1,14 @@
 // tests/fuzz/translate_fuzz.cc: libFuzzer target for request decoding and validation.
 //
 // Input: the bytes of a serialized hbsa.v1.AttendRequest (seeds: tests/fuzz/make_seeds.cc, the
-// golden cases in all three mask forms). Each input is parsed, then run through
-// server/translate.cc's Translate with fixed limits, the server's validation boundary. Properties:
-//   - a refusal is INVALID_ARGUMENT or RESOURCE_EXHAUSTED with a message (never INTERNAL, never
+// golden cases in all three mask forms). Each input goes the server's own way: ParseReceived (the
+// hand-written wire reader of the tensor fields, service.h / wire_request.h) on the bytes as one
+// received slice, then server/translate.cc's Translate with fixed limits, the server's validation
+// boundary. Properties:
+//   - a refusal (by the parser or by Translate) is INVALID_ARGUMENT or RESOURCE_EXHAUSTED with a message (never INTERNAL, never
 //     a crash or a sanitizer report);
-//   - an accepted request is safe to compute: its outputs are sized (PrepareOutputs), its mask
+//   - an accepted request is safe to compute: with outputs of the sizes it announces it still
+//     validates, its mask
 //     compiles (AllowedPairs), and when small enough hbsa::Run on the CPU backend succeeds and
 //     agrees with the float64 reference: a row is empty (lse -inf) on one exactly when it is on
 //     the other, and with inputs of modest size (|x| <= 4, finite) every element is within the
@@ -17,11 +20,11 @@
 
 #include <google/protobuf/stubs/logging.h>
 
-#include "executor.h"
 #include "fuzz_check.h"
 #include "hbsa/attention.h"
 #include "hbsa/golden.h"
 #include "heuristics.h"
+#include "service.h"
 #include "translate.h"
 
 namespace {
@@ -44,8 +47,8 @@ bool ModestInputs(const AttentionArgs& a) {
   return true;
 }
 
-void CheckAgainstReference(hbsa::server::TranslatedRequest* t) {
-  AttentionArgs a = t->args;
+void CheckAgainstReference(const AttentionArgs& args) {
+  AttentionArgs a = args;
   const int64_t out_elems = a.total_q * a.num_heads_q * a.head_dim;
   const size_t es = hbsa::DTypeSize(a.dtype);
   std::vector<uint8_t> out_cpu(static_cast<size_t>(out_elems) * es), out_ref(out_cpu.size());
@@ -88,24 +91,50 @@ extern "C" int LLVMFuzzerInitialize(int*, char***) {
   return 0;
 }
 
+void CheckRefusal(const absl::Status& s) {
+  const absl::StatusCode c = s.code();
+  HBSA_FUZZ_CHECK(c == absl::StatusCode::kInvalidArgument || c == absl::StatusCode::kResourceExhausted,
+                  "refusal with an unexpected code: %s", s.ToString().c_str());
+  HBSA_FUZZ_CHECK(!s.message().empty(), "refusal without a message");
+}
+
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  hbsa::v1::AttendRequest request;
-  if (!request.ParseFromArray(data, static_cast<int>(size))) return 0;
+  grpc::Slice slice(data, size);
+  const grpc::ByteBuffer received(&slice, 1);
+  absl::StatusOr<std::shared_ptr<hbsa::server::ParsedRequest>> parsed =
+      hbsa::server::ParseReceived(received);
+  if (!parsed.ok()) {
+    CheckRefusal(parsed.status());
+    return 0;
+  }
   const hbsa::server::TranslateLimits limits{kMaxMessageBytes, kMemoryBudget};
   absl::StatusOr<std::unique_ptr<hbsa::server::TranslatedRequest>> t =
-      hbsa::server::Translate(request, limits);
+      hbsa::server::Translate(std::move(*parsed), limits, /*shm=*/nullptr);
   if (!t.ok()) {
-    const absl::StatusCode c = t.status().code();
-    HBSA_FUZZ_CHECK(c == absl::StatusCode::kInvalidArgument || c == absl::StatusCode::kResourceExhausted,
-                    "refusal with an unexpected code: %s", t.status().ToString().c_str());
-    HBSA_FUZZ_CHECK(!t.status().message().empty(), "refusal without a message");
+    CheckRefusal(t.status());
     return 0;
   }
   hbsa::server::TranslatedRequest& tr = **t;
-  hbsa::v1::AttendResponse response;
-  hbsa::server::PrepareOutputs(&response, &tr);  // sizes out/lse exactly as the executors do
-  HBSA_FUZZ_CHECK(hbsa::Validate(tr.args).ok(), "accepted request no longer validates with its outputs");
-  HBSA_FUZZ_CHECK(hbsa::AllowedPairs(tr.args) >= 0, "negative allowed pairs");
-  if (hbsa::server::DenseFlopsUpperBound(tr.args) <= kMaxFlopsToRun) CheckAgainstReference(&tr);
+  // Inputs the backends cannot read in place (a misaligned field) are staged, as the executors
+  // do: into 8-byte-aligned copies.
+  AttentionArgs a = tr.args;
+  std::vector<uint64_t> staged[3];
+  const hbsa::server::InputBytes* in[3] = {&tr.q, &tr.k, &tr.v};
+  hbsa::ConstBuffer* arg[3] = {&a.q, &a.k, &a.v};
+  for (int i = 0; i < 3; ++i) {
+    if (arg[i]->data != nullptr) continue;
+    staged[i].resize((in[i]->bytes + 7) / 8);
+    in[i]->CopyTo(reinterpret_cast<char*>(staged[i].data()));
+    arg[i]->data = staged[i].data();
+  }
+  // Outputs of exactly the announced sizes, as the executors allocate them.
+  std::vector<uint8_t> out(static_cast<size_t>(tr.out_bytes));
+  std::vector<uint8_t> lse(static_cast<size_t>(tr.lse_bytes));
+  a.out = {out.data(), out.size()};
+  if (tr.return_lse) a.lse = {lse.data(), lse.size()};
+  HBSA_FUZZ_CHECK(hbsa::Validate(a).ok(), "accepted request does not validate with its outputs");
+  HBSA_FUZZ_CHECK(hbsa::AllowedPairs(a) == tr.facts.allowed_pairs,
+                  "allowed pairs differ from the validation pass's");
+  if (hbsa::server::DenseFlopsUpperBound(tr.args) <= kMaxFlopsToRun) CheckAgainstReference(a);
   return 0;
 }

@@ -76,6 +76,14 @@ TEST_F(ValidateTest, ValidCallsPass) {
   EXPECT_TRUE(hbsa::Run(Backend::kCpu, args_).ok());
 }
 
+// The backends read q/k/v/out/lse as typed arrays: a buffer that starts off its element size is
+// refused (the server stages such tensors, found inside received messages, before they get here).
+TEST_F(ValidateTest, MisalignedBuffersAreRefused) {
+  bytes_.assign(args_.q.bytes + 1, 0);
+  args_.q = {bytes_.data() + 1, args_.q.bytes};
+  ExpectRejected("q must start at an address that is a multiple of its 2-byte element size");
+}
+
 TEST_F(ValidateTest, DType) {
   args_.dtype = static_cast<DType>(7);
   ExpectRejected("dtype");

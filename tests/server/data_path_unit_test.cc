@@ -24,6 +24,7 @@
 #include "batch.h"
 #include "executor.h"
 #include "range_allocator.h"
+#include "service.h"
 #include "shm.h"
 #include "translate.h"
 #include "warmup.h"
@@ -437,6 +438,37 @@ TEST(Shm, TranslateReadsTensorsThereAndRefusesOverlappingOutputs) {
   parsed = std::make_shared<ParsedRequest>(ViewOfMessage(r));
   EXPECT_EQ(Translate(parsed, TranslateLimits{1 << 30, 0}, nullptr).status().code(),
             absl::StatusCode::kUnimplemented);
+}
+
+// A tensor inside a received message starts wherever its field does; the backends must never
+// read it in place when that is off its element size (UBSan found it through the fuzzer:
+// tests/fuzz/regressions/translate/misaligned_tensor_in_received_message.pb).
+TEST(Translate, MisalignedTensorsInTheMessageAreStagedNotReadInPlace) {
+  const v1::AttendRequest r = SmallRequest(1, 4, 4, false);
+  const std::string wire = r.SerializeAsString();
+  int in_place = 0;
+  for (size_t shift = 0; shift < 4; ++shift) {
+    // The same bytes at every offset of a 4-byte word: some fp32 tensors land misaligned.
+    std::vector<uint64_t> storage(wire.size() / 8 + 2);
+    char* at = reinterpret_cast<char*>(storage.data()) + shift;
+    std::memcpy(at, wire.data(), wire.size());
+    grpc::Slice slice(at, wire.size(), grpc::Slice::STATIC_SLICE);  // in place, no copy
+    const grpc::ByteBuffer received(&slice, 1);
+    auto parsed = ParseReceived(received);
+    ASSERT_TRUE(parsed.ok()) << parsed.status();
+    auto t = Translate(std::move(*parsed), TranslateLimits{1 << 30, 0}, nullptr);
+    ASSERT_TRUE(t.ok()) << t.status();
+    const TranslatedRequest& tr = **t;
+    for (const auto& [arg, in] : {std::pair{&tr.args.q, &tr.q}, std::pair{&tr.args.k, &tr.k},
+                                  std::pair{&tr.args.v, &tr.v}}) {
+      if (arg->data == nullptr) continue;  // staged by the executor
+      EXPECT_EQ(reinterpret_cast<uintptr_t>(arg->data) % 4, 0u) << "shift " << shift;
+      EXPECT_EQ(arg->data, in->Contiguous());
+      ++in_place;
+    }
+  }
+  // Each of q, k, v is aligned (and read in place, no copy) at exactly one of the four shifts.
+  EXPECT_EQ(in_place, 3);
 }
 
 TEST(Translate, FactsComeFromTheOneValidationPass) {

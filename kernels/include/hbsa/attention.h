@@ -51,7 +51,9 @@ std::optional<Backend> ParseBackend(std::string_view name);
 bool BackendCompiled(Backend backend);
 
 // A read-only byte buffer. `bytes` is what the caller actually holds; Validate checks it
-// against the size the shape implies, so a short buffer is an error, never an overread.
+// against the size the shape implies, so a short buffer is an error, never an overread, and
+// checks that q, k, v, out and lse start at a multiple of their element size (the backends
+// read them as typed arrays).
 struct ConstBuffer {
   const void* data = nullptr;
   size_t bytes = 0;
