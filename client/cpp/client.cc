@@ -2,7 +2,9 @@
 // balancing, keepalive, TLS), the bearer token as a per-call credential, blocking and callback
 // calls, deadlines, and the UNAVAILABLE-only retry policy described in hbsa/client.h.
 #include <algorithm>
+#include <condition_variable>
 #include <future>
+#include <mutex>
 #include <fstream>
 #include <random>
 #include <sstream>
@@ -89,7 +91,37 @@ double SecondsSince(Clock::time_point t0) {
 
 }  // namespace
 
+// Asynchronous calls of one Client whose objects still exist. A call's `done` runs before its
+// object (gRPC context, response, and through the context a reference to the channel) is torn
+// down on the gRPC thread, so a caller may destroy the Client right after its last `done`:
+// ~Client waits here until that teardown is over, and the channel is released on the caller's
+// thread, never from inside one of its own callbacks.
+struct AsyncCalls {
+  std::mutex mu;
+  std::condition_variable idle;
+  int64_t live = 0;
+};
+
+// Counts one asynchronous call for its whole lifetime (a member declared first: destroyed last).
+class AsyncCallToken {
+ public:
+  explicit AsyncCallToken(std::shared_ptr<AsyncCalls> calls) : calls_(std::move(calls)) {
+    std::lock_guard<std::mutex> lock(calls_->mu);
+    ++calls_->live;
+  }
+  ~AsyncCallToken() {
+    std::lock_guard<std::mutex> lock(calls_->mu);
+    if (--calls_->live == 0) calls_->idle.notify_all();
+  }
+  AsyncCallToken(const AsyncCallToken&) = delete;
+  AsyncCallToken& operator=(const AsyncCallToken&) = delete;
+
+ private:
+  std::shared_ptr<AsyncCalls> calls_;
+};
+
 struct Client::Stubs {
+  std::shared_ptr<AsyncCalls> async_calls = std::make_shared<AsyncCalls>();
   std::unique_ptr<v1::Attention::Stub> attention;
   std::unique_ptr<grpc::health::v1::Health::Stub> health;
   std::unique_ptr<grpc::GenericStub> raw;  // AttendInto: requests and responses as raw bytes
@@ -194,7 +226,10 @@ Client::Client(std::shared_ptr<grpc::Channel> channel, std::string bearer_token)
 Client::Client(std::string_view target, const ChannelOptions& options)
     : Client(MakeChannel(target, options), options.bearer_token) {}
 
-Client::~Client() = default;
+Client::~Client() {
+  std::unique_lock<std::mutex> lock(stubs_->async_calls->mu);
+  stubs_->async_calls->idle.wait(lock, [this] { return stubs_->async_calls->live == 0; });
+}
 
 absl::StatusOr<AttendResult> Client::Attend(const AttentionArgs& args,
                                             const RequestOptions& request,
@@ -402,10 +437,11 @@ absl::Status Client::UnregisterSharedMemory(const std::string& name, const CallO
 // callbacks, so it lives exactly until `done` has run.
 class AsyncAttendCall : public std::enable_shared_from_this<AsyncAttendCall> {
  public:
-  AsyncAttendCall(v1::Attention::Stub* stub, std::shared_ptr<grpc::CallCredentials> token,
+  AsyncAttendCall(std::shared_ptr<AsyncCalls> calls, v1::Attention::Stub* stub,
+                  std::shared_ptr<grpc::CallCredentials> token,
                   std::shared_ptr<const v1::AttendRequest> request, const CallOptions& call,
                   Client::AttendCallback done)
-      : stub_(stub), token_(std::move(token)), request_(std::move(request)), call_(call),
+      : live_(std::move(calls)), stub_(stub), token_(std::move(token)), request_(std::move(request)), call_(call),
         done_(std::move(done)),
         t0_(Clock::now()), deadline_(DeadlineFor(call)) {}
 
@@ -439,9 +475,15 @@ class AsyncAttendCall : public std::enable_shared_from_this<AsyncAttendCall> {
     // Back off on a gRPC alarm rather than sleeping on a gRPC thread.
     alarm_ = std::make_unique<grpc::Alarm>();
     auto self = shared_from_this();
-    alarm_->Set(Wall::now() + wait, [self](bool) { self->Start(); });
+    // The alarm keeps its callback after firing, and the alarm belongs to this object: the
+    // callback moves its reference out when it runs, or the object would own itself forever.
+    alarm_->Set(Wall::now() + wait, [self](bool) mutable {
+      std::shared_ptr<AsyncAttendCall> me = std::move(self);
+      me->Start();
+    });
   }
 
+  AsyncCallToken live_;  // first: released after every other member
   v1::Attention::Stub* stub_;
   std::shared_ptr<grpc::CallCredentials> token_;
   std::shared_ptr<const v1::AttendRequest> request_;
@@ -457,7 +499,7 @@ class AsyncAttendCall : public std::enable_shared_from_this<AsyncAttendCall> {
 
 void Client::AttendAsync(std::shared_ptr<const v1::AttendRequest> request, const CallOptions& call,
                          AttendCallback done) const {
-  std::make_shared<AsyncAttendCall>(stubs_->attention.get(), stubs_->token, std::move(request),
+  std::make_shared<AsyncAttendCall>(stubs_->async_calls, stubs_->attention.get(), stubs_->token, std::move(request),
                                     call, std::move(done))
       ->Start();
 }

@@ -244,7 +244,9 @@ class Client {
 
   // Asynchronous (gRPC callback API): returns at once; `done` runs exactly once, on a gRPC
   // thread (keep it short, do not block in it), after the last attempt. The request is owned
-  // by the call until then. The Client must outlive the call.
+  // by the call until then. ~Client waits until every asynchronous call it started is over
+  // (done run and the call's gRPC state released), so destroying the Client right after the
+  // last `done` is safe; destroying it from inside a `done` deadlocks.
   using AttendCallback = std::function<void(absl::StatusOr<AttendResult>)>;
   void AttendAsync(std::shared_ptr<const v1::AttendRequest> request, const CallOptions& call,
                    AttendCallback done) const;
