@@ -9,6 +9,8 @@
 # golden_cuda_test_b, libhbsa_bench_capi_b.so) for tests/xseq/xseq_sanitizer/bench steps;
 # HBSA_XSEQ_KERNELS limits xseq's kernels; HBSA_BENCH_LIBS sets bench_quick's libraries;
 # HBSA_BENCH_TIMEOUT the full bench's time limit (s).
+# What comes back is evidence, not a test: keep the latest log of each kind in docs/evidence/
+# (replacing the one it supersedes) with its line in docs/evidence/INDEX.md.
 set -uo pipefail
 bundle=$1; shift
 source "$bundle/env.sh"

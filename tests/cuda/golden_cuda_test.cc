@@ -1,6 +1,6 @@
 // golden_cuda_test.cc: every golden case through hbsa::Run(kCuda), with and without LSE, dense
 // and compact masks, compared by golden::Compare (SEMANTICS.md tolerances). Prints one line per
-// case with the measured max errors (saved by scripts/gpu/ into tests/gpu/).
+// case with the measured max errors (saved from scripts/gpu/ runs into docs/evidence/).
 #include <cstdio>
 
 #include "cuda_test_util.h"
