@@ -4,7 +4,8 @@
 #
 #   Debian packages: compiler, CMake, gRPC/Protobuf, spdlog, prometheus-cpp, GoogleTest,
 #                    Google Benchmark, OpenBLAS (benchmark ceiling), Prometheus (e2e test),
-#                    Python 3 with venv.
+#                    clang-format 14 (the format check, scripts/check_format.sh), Python 3
+#                    with venv.
 #   PyPI (into .venv/ at the repository root): the Python tools the tests use.
 #
 # The CUDA toolkit is not installed here: with nvcc on PATH the build turns the CUDA backend on,
@@ -17,7 +18,7 @@ debs=(
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libspdlog-dev libfmt-dev nlohmann-json3-dev prometheus-cpp-dev libabsl-dev zlib1g-dev
   libgtest-dev libgmock-dev libbenchmark-dev libopenblas-dev
-  prometheus python3 python3-venv python3-dev
+  prometheus clang-format-14 python3 python3-venv python3-dev
 )
 
 missing=()
