@@ -4,24 +4,39 @@
 #
 #   Debian packages: compiler, CMake, gRPC/Protobuf, spdlog, prometheus-cpp, GoogleTest,
 #                    Google Benchmark, OpenBLAS (benchmark ceiling), Prometheus (e2e test),
-#                    Python 3 with venv, openssl (the TLS tests make their certificates),
-#                    clang with compiler-rt (libFuzzer targets, scripts/fuzz.sh).
+#                    clang-format 14 (the format check, scripts/check_format.sh), Python 3
+#                    with venv, openssl (the TLS tests make their certificates), clang with
+#                    compiler-rt (libFuzzer targets, scripts/fuzz.sh).
 #   PyPI (into .venv/ at the repository root): the Python tools the tests use.
+#
+#   scripts/bootstrap.sh               all of the above
+#   scripts/bootstrap.sh --build-only  only what `scripts/build.sh --tests off` needs to build
+#                                      hbsa-server and hbsa (compiler, CMake, Ninja, the C++
+#                                      libraries' -dev packages): the container images' build
+#                                      stage, which needs no test tool and no PyPI
 #
 # The CUDA toolkit is not installed here: with nvcc on PATH the build turns the CUDA backend on,
 # without it the CPU backends build and test alone.
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+build_only=0
+case "${1:-}" in
+  "") ;;
+  --build-only) build_only=1 ;;
+  -h|--help) sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+  *) echo "bootstrap.sh: unknown option '$1' (see --help)" >&2; exit 2 ;;
+esac
 
 debs=(
-  build-essential cmake ninja-build pkg-config git ca-certificates curl
+  build-essential cmake ninja-build pkg-config
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libspdlog-dev libfmt-dev nlohmann-json3-dev prometheus-cpp-dev libabsl-dev zlib1g-dev
-  libgtest-dev libgmock-dev libbenchmark-dev libopenblas-dev
-  prometheus python3 python3-venv python3-dev
-  openssl
-  clang libclang-rt-14-dev
 )
+if [ $build_only -eq 0 ]; then
+  debs+=(git ca-certificates curl libgtest-dev libgmock-dev libbenchmark-dev libopenblas-dev
+         prometheus clang-format-14 python3 python3-venv python3-dev
+         openssl clang libclang-rt-14-dev)
+fi
 
 missing=()
 for p in "${debs[@]}"; do
@@ -34,6 +49,8 @@ if [ ${#missing[@]} -gt 0 ]; then
   $SUDO apt-get update -qq
   $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
+
+[ $build_only -eq 0 ] || exit 0
 
 # Python tools in a project-local virtual environment (PyPI). The requirements file is the list;
 # a stamp holding its hash keeps repeated runs quiet.

@@ -4,7 +4,8 @@
 #
 #   scripts/test.sh            bootstrap, configure build/ (CUDA backend compiled when nvcc is
 #                              found), build, then `ctest -LE gpu` (GPU tests run on GPU machines
-#                              only: scripts/gpu/)
+#                              only: scripts/gpu/), the real image build (label `image`, about 4
+#                              minutes) and the format check included;
 #                            then the same CPU suites under ASan+UBSan and under TSan
 #                            (scripts/sanitize.sh, folders build-asan/ and build-tsan/) and
 #                            each fuzz target for HBSA_FUZZ_SECONDS (scripts/fuzz.sh)

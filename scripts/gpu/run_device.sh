@@ -19,6 +19,8 @@
 # sanitizer run); HBSA_XSEQ_SAN: cross-sequence configurations under the sanitizers (8).
 # Run 11b (docs/BENCHMARKS.md): HBSA_BENCH_TIMEOUT=250 HBSA_WARM_TIMEOUT=120 HBSA_SAN_TIMEOUT=50
 # HBSA_XSEQ_SAN=4 ... info tests sanitizer warm bench (353 s on an H200).
+# What comes back is evidence, not a test: keep the latest log of each kind in docs/evidence/
+# (replacing the one it supersedes) with its line in docs/evidence/INDEX.md.
 set -uo pipefail
 bundle=$(cd "$1" && pwd); shift
 source "$bundle/env.sh"

@@ -6,7 +6,8 @@
 # busy at once, then prints per-stream counters and stage histograms from /metrics and the
 # overlap of device time, and finally SIGTERMs the server and checks it drains and exits 0.
 # Output goes to stdout and to ${OUT:-/tmp/out}/server_gpu_run.txt. Exit code: 0 when all
-# golden cases pass and the server exited 0.
+# golden cases pass and the server exited 0. Save the run as docs/evidence/gpu_server_run<N>_<card>_<date>.txt
+# (replacing the previous one) and update its line in docs/evidence/INDEX.md.
 set -uo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 bundle=${1:-$root/.device/server}

@@ -1,7 +1,8 @@
 // golden_cuda_test.cc: every golden case through hbsa::Run(kCuda) on every kernel that can run it
 // on this device (the kAuto choice first, then the portable fallback: CudaKernelsFor), with and
 // without LSE, dense and compact masks, compared by golden::Compare (SEMANTICS.md tolerances).
-// Prints one line per (case, kernel) with the measured max errors.
+// Prints one line per (case, kernel) with the measured max errors (saved from scripts/gpu/ runs
+// into docs/evidence/).
 #include <cstdio>
 
 #include "cuda_test_util.h"

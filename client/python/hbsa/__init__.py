@@ -4,23 +4,40 @@
     client = hbsa.Client("localhost:50051")
     out = client.attend(q, k, v, cu_seqlens_q, cu_seqlens_k, block_mask, 32, 16, causal=True)
 
-Same argument order as upstream hbsattn's HBSAttention (also provided: hbsa.HBSAttention, using
-$HBSA_TARGET). Errors are hbsa.HbsaError subclasses carrying the gRPC code and message.
+Same argument order as upstream hbsattn's HBSAttention. hbsa.HBSAttention is the exact drop-in
+for it (torch >= 2.4, server from $HBSA_TARGET; hbsa/_dropin.py): it is imported on first use,
+so `import hbsa` needs no torch. Errors are hbsa.HbsaError subclasses carrying the gRPC code and
+message.
 """
 from importlib.metadata import PackageNotFoundError, version as _version
+from typing import TYPE_CHECKING, Any
 
-from ._client import AsyncClient, Client, HBSAttention, build_request
+from ._client import AsyncClient, Client, build_request
 from ._masks import CompactMask, PerSequenceMask
 from .errors import (CancelledError, DeadlineExceededError, HbsaError, InternalError,
-                     InvalidArgumentError, ResourceExhaustedError, UnauthenticatedError,
+                     InvalidArgumentAssertionError, InvalidArgumentError,
+                     InvalidArgumentValueError, ResourceExhaustedError, UnauthenticatedError,
                      UnavailableError, UnimplementedError)
 
+if TYPE_CHECKING:
+    from ._dropin import HBSAttention
+
+# HBSAttention is left out of __all__ so that `from hbsa import *` does not import torch.
 __all__ = [
-    "AsyncClient", "Client", "HBSAttention", "build_request", "CompactMask", "PerSequenceMask",
-    "HbsaError", "InvalidArgumentError", "UnimplementedError", "ResourceExhaustedError",
+    "AsyncClient", "Client", "build_request", "CompactMask", "PerSequenceMask",
+    "HbsaError", "InvalidArgumentError", "InvalidArgumentValueError",
+    "InvalidArgumentAssertionError", "UnimplementedError", "ResourceExhaustedError",
     "DeadlineExceededError", "CancelledError", "UnavailableError", "InternalError",
     "UnauthenticatedError",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "HBSAttention":  # needs torch: imported on first use
+        from ._dropin import HBSAttention
+        return HBSAttention
+    raise AttributeError("module 'hbsa' has no attribute %r" % name)
+
 try:
     __version__ = _version("hbsa")  # the repository's VERSION, recorded when it was installed
 except PackageNotFoundError:  # imported from a source tree that was never installed

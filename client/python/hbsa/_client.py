@@ -1,4 +1,4 @@
-"""hbsa._client: Client (blocking), AsyncClient (grpc.aio) and the HBSAttention drop-in.
+"""hbsa._client: Client (blocking) and AsyncClient (grpc.aio); the drop-in is hbsa/_dropin.py.
 
 `attend` takes the arguments of the upstream hbsattn `HBSAttention` function in the same order
 (q, k, v, cu_seqlens_q, cu_seqlens_k, block_mask, q_block_size, k_block_size, causal,
@@ -6,7 +6,6 @@ softmax_scale), so code switches by changing an import; `return_lse=True` also r
 log-sum-exp. Shapes and meaning: SEMANTICS.md of the hbsa repository.
 """
 import json
-import os
 import uuid
 
 import grpc
@@ -386,18 +385,3 @@ class AsyncClient(_Base):
 
     async def __aexit__(self, *exc):
         await self.close()
-
-
-_default = None
-
-
-def HBSAttention(q, k, v, cu_q_seqlens, cu_k_seqlens, block_mask, q_block_size, k_block_size,
-                 causal, softmax_scale, tile_mode="auto", **_ignored):
-    """Drop-in for `hbsattn.HBSAttention` (same positional arguments): runs on the server named
-    by $HBSA_TARGET (default localhost:50051). tile_mode and upstream's precomputed block
-    arguments are accepted and ignored: the server picks its own compute tiles."""
-    global _default
-    if _default is None:
-        _default = Client(os.environ.get("HBSA_TARGET", "localhost:50051"))
-    return _default.attend(q, k, v, cu_q_seqlens, cu_k_seqlens, block_mask, q_block_size,
-                           k_block_size, causal, softmax_scale)

@@ -27,6 +27,16 @@ class InvalidArgumentError(HbsaError):
     code = grpc.StatusCode.INVALID_ARGUMENT
 
 
+class InvalidArgumentValueError(InvalidArgumentError, ValueError):
+    """An invalid argument that the drop-in hbsa.HBSAttention reports as a ValueError, where
+    upstream hbsattn raises ValueError (tile_mode) and for every argument the server refuses."""
+
+
+class InvalidArgumentAssertionError(InvalidArgumentError, AssertionError):
+    """An invalid argument that the drop-in hbsa.HBSAttention reports as an AssertionError,
+    where upstream hbsattn asserts (block_mask's dtype and shape, nheads_q % nheads_k)."""
+
+
 class UnimplementedError(HbsaError):
     code = grpc.StatusCode.UNIMPLEMENTED
 
