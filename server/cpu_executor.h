@@ -5,9 +5,9 @@
 // kReference) on it synchronously, with a per-launch thread count from CpuThreadsForRequest.
 // Inputs are read in place when contiguous (one piece of the received message, or shared
 // memory) and gathered into one heap buffer otherwise; outputs go to a heap block that the
-// response points into (or straight into the caller's shared memory). Working memory is bounded by a budget (default 4 GiB): a worker waits
-// for memory before starting a job that would exceed it (jobs larger than the whole budget are
-// refused at admission by translation).
+// response points into (or straight into the caller's shared memory). Working memory is bounded by
+// a budget (default 4 GiB): a worker waits for memory before starting a job that would exceed it
+// (jobs larger than the whole budget are refused at admission by translation).
 #ifndef HBSA_SERVER_CPU_EXECUTOR_H_
 #define HBSA_SERVER_CPU_EXECUTOR_H_
 

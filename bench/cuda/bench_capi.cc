@@ -17,9 +17,9 @@
 #include <string>
 #include <vector>
 
-#include "request_internal.h"
 #include "hbsa/attention.h"
 #include "hbsa/cuda.h"
+#include "request_internal.h"
 
 namespace {
 

@@ -66,13 +66,12 @@ inline int32_t CompiledHeadDim(int32_t d) {
 
 // Whether the generated instance list (instances/instances.cmake) holds `kernel` for (dtype,
 // compiled head dim, tile rows). kSimtFp32 is one kernel for every D.
-inline bool InstanceCompiled(CudaKernel kernel, DType dtype, int32_t compiled_d,
-                             int32_t block_m) {
+inline bool InstanceCompiled(CudaKernel kernel, DType dtype, int32_t compiled_d, int32_t block_m) {
   if (kernel == CudaKernel::kSimtFp32) return dtype == DType::kFloat32;
-#define HBSA_MMA_SYNC_INSTANCE(T, E, D, M)                                                 \
+#define HBSA_MMA_SYNC_INSTANCE(T, E, D, M)                                                    \
   if (kernel == CudaKernel::kMmaSync && dtype == DType::E && compiled_d == D && block_m == M) \
     return true;
-#define HBSA_WGMMA_INSTANCE(T, E, D, M)                                                     \
+#define HBSA_WGMMA_INSTANCE(T, E, D, M)                                                        \
   if (kernel == CudaKernel::kWgmmaTma && dtype == DType::E && compiled_d == D && block_m == M) \
     return true;
 #include "hbsa_cuda_instances.inc"
@@ -109,9 +108,12 @@ inline TileShape SimtTile() { return TileShape{32, 32, 32, 1}; }
 
 inline TileShape TileFor(CudaKernel kernel, const RequestShape& s) {
   switch (kernel) {
-    case CudaKernel::kWgmmaTma: return WgmmaTile(s.q_block_size, s.group);
-    case CudaKernel::kMmaSync: return MmaSyncTile(s.head_dim, s.q_block_size);
-    default: return SimtTile();
+    case CudaKernel::kWgmmaTma:
+      return WgmmaTile(s.q_block_size, s.group);
+    case CudaKernel::kMmaSync:
+      return MmaSyncTile(s.head_dim, s.q_block_size);
+    default:
+      return SimtTile();
   }
 }
 
@@ -124,9 +126,11 @@ inline std::string WhyNot(CudaKernel kernel, const DeviceTraits& dev, const Requ
   switch (kernel) {
     case CudaKernel::kWgmmaTma: {
       if (dev.cc_major != 9 || !dev.sm90a_image) {
-        return absl::StrCat("needs a compute capability 9.x device that loads the sm_90a image "
-                            "(device: compute capability ", dev.cc_major, ".x, sm_90a image ",
-                            dev.sm90a_image ? "loads" : "absent or not loadable", ")");
+        return absl::StrCat(
+            "needs a compute capability 9.x device that loads the sm_90a image "
+            "(device: compute capability ",
+            dev.cc_major, ".x, sm_90a image ", dev.sm90a_image ? "loads" : "absent or not loadable",
+            ")");
       }
       if (s.dtype == DType::kFloat32) return "needs fp16 or bf16 (got fp32)";
       if (s.head_dim > 128 || s.head_dim % 8 != 0) {
@@ -136,16 +140,16 @@ inline std::string WhyNot(CudaKernel kernel, const DeviceTraits& dev, const Requ
     }
     case CudaKernel::kMmaSync:
       if (dev.cc_major < 8) {
-        return absl::StrCat("needs a compute capability 8.x or newer device (device: ",
-                            dev.cc_major, ".x)");
+        return absl::StrCat(
+            "needs a compute capability 8.x or newer device (device: ", dev.cc_major, ".x)");
       }
       if (s.dtype == DType::kFloat32) return "needs fp16 or bf16 (got fp32)";
       if (d == 0) return absl::StrCat("needs head_dim <= 256 (got ", s.head_dim, ")");
       break;
     case CudaKernel::kSimtFp32:
       if (dev.cc_major < 8) {
-        return absl::StrCat("needs a compute capability 8.x or newer device (device: ",
-                            dev.cc_major, ".x)");
+        return absl::StrCat(
+            "needs a compute capability 8.x or newer device (device: ", dev.cc_major, ".x)");
       }
       if (s.dtype != DType::kFloat32) {
         return absl::StrCat("needs fp32 (got ", std::string(DTypeName(s.dtype)), ")");

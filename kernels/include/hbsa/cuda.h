@@ -54,10 +54,10 @@ struct RequestLayout {
   // Backend-private: offsets of the packed pieces and the compute-tile geometry chosen with the
   // kernel (filled by PlanRequest, used by PackInputs and Enqueue).
   std::vector<size_t> offsets;
-  int32_t tile_rows = 0;       // query-tile rows (= tile_q_rows * tile_heads)
-  int32_t tile_q_rows = 0;     // query rows of one head per tile
-  int32_t tile_heads = 0;      // query heads packed into one tile (GQA)
-  int32_t tile_keys = 0;       // key rows per key tile
+  int32_t tile_rows = 0;    // query-tile rows (= tile_q_rows * tile_heads)
+  int32_t tile_q_rows = 0;  // query rows of one head per tile
+  int32_t tile_heads = 0;   // query heads packed into one tile (GQA)
+  int32_t tile_keys = 0;    // key rows per key tile
 };
 
 // How a request is planned.
