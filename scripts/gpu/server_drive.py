@@ -212,7 +212,7 @@ def main():
     print(f"== health SERVING after {time.time() - t0:.1f} s")
     stub = pbg.AttentionStub(channel)
     caps = stub.GetCapabilities(pb.GetCapabilitiesRequest())
-    print("== capabilities:", caps.backend, [(d.name, d.compute_capability, d.streams) for d in caps.devices],
+    print("== capabilities:", caps.backend, [(d.name, d.compute_capability, d.streams, list(d.kernels)) for d in caps.devices],
           "fast head dims", list(caps.fast_head_dims))
     failures = 0
 
@@ -224,7 +224,7 @@ def main():
         ok, err, lerr, first = check(c, resp)
         failures += (not ok) or resp.backend != args.expect_backend
         t = resp.timings
-        print(f"  {'PASS' if ok else 'FAIL'} {c['name']:28s} {resp.backend}:{resp.device} max|out err| {err:.3g} "
+        print(f"  {'PASS' if ok else 'FAIL'} {c['name']:28s} {resp.backend}:{resp.device}:{resp.kernel or '-'} max|out err| {err:.3g} "
               f"max|lse err| {lerr:.3g}  h2d {t.host_to_device_seconds*1e3:.3f} ms kernel "
               f"{t.kernel_seconds*1e3:.3f} ms d2h {t.device_to_host_seconds*1e3:.3f} ms {first}")
 
