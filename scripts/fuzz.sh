@@ -5,7 +5,7 @@
 #   scripts/fuzz.sh [--seconds S] [--build-dir DIR] [--jobs N] [--golden DIR]
 #     --seconds S     fuzzing time per target (default 60)
 #     --build-dir DIR the ASan build (default build-asan, shared with scripts/sanitize.sh asan)
-#     --golden DIR    golden cases for the seeds (default $HBSA_GOLDEN_DIR or ../shared/golden)
+#     --golden DIR    golden cases for the seeds (default $HBSA_GOLDEN_DIR or tests/golden/cases)
 # Targets: hbsa_fuzz_translate (AttendRequest bytes -> translation -> compile/compute) and
 # hbsa_fuzz_mask (the mask converters and compiler, three forms). The corpora grow under
 # DIR/fuzz-corpus/<target> (kept between runs of the same build folder); the seeds are rewritten
@@ -17,7 +17,7 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 seconds=60
 build="$root/build-asan"
 jobs=${HBSA_JOBS:-$(nproc)}
-golden=${HBSA_GOLDEN_DIR:-$root/../shared/golden}
+golden=${HBSA_GOLDEN_DIR:-$root/tests/golden/cases}
 while [ $# -gt 0 ]; do
   case "$1" in
     --seconds) seconds=${2:?}; shift 2 ;;
