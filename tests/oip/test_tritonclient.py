@@ -323,3 +323,21 @@ def test_readiness_follows_startup_and_drain():
         assert_out_matches(c, result["r"].as_numpy("out"))  # the in-flight one finished
         client.close()
         assert s.proc.wait(30) == 0
+
+
+def test_documented_example(server):
+    """client/oip/tritonclient_example.py (the run docs/OIP.md shows) works against the server and
+    agrees with its own float64 reference within the fp16 bar."""
+    import re
+    import subprocess
+    import sys
+    example = os.path.join(os.path.dirname(__file__), "..", "..", "client", "oip",
+                           "tritonclient_example.py")
+    res = subprocess.run([sys.executable, example, server.target], capture_output=True, text=True,
+                         timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert "live: True  ready: True  model ready: True" in res.stdout
+    assert "out: float16 (14, 2, 32)  lse: float32 (14, 2)" in res.stdout
+    err = float(re.search(r"max \|out - float64 reference\|: (\S+)", res.stdout).group(1))
+    assert err <= 2e-3 + 2e-3 * 1.0, res.stdout  # |ref| <= 1 (a convex mix of unit normals' rows)
+    assert "refused: StatusCode.INVALID_ARGUMENT q_block_size" in res.stdout
