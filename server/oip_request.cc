@@ -281,6 +281,9 @@ absl::StatusOr<std::shared_ptr<ParsedRequest>> ToParsedRequest(
         return s;
       // hbsa.v1 carries a float; Translate refuses a value that is not finite after the cast.
       meta.set_softmax_scale(static_cast<float>(value.double_param()));
+    } else if (name == "triton_enable_empty_final_response") {
+      // Sent by Triton's perf_analyzer on every request; it only concerns decoupled streaming
+      // models, so a unary ModelInfer has nothing to do with it.
     } else {
       return Invalid(absl::StrCat("parameters.", name, " is not a parameter of ", kOipModelName,
                                   "; it takes q_block_size, k_block_size, causal, softmax_scale, "

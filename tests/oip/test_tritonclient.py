@@ -341,3 +341,17 @@ def test_documented_example(server):
     err = float(re.search(r"max \|out - float64 reference\|: (\S+)", res.stdout).group(1))
     assert err <= 2e-3 + 2e-3 * 1.0, res.stdout  # |ref| <= 1 (a convex mix of unit normals' rows)
     assert "refused: StatusCode.INVALID_ARGUMENT q_block_size" in res.stdout
+
+
+def test_perf_analyzers_streaming_flag_is_ignored(stub):
+    """perf_analyzer sends triton_enable_empty_final_response on every request (a decoupled-
+    streaming flag); it is accepted and changes nothing. Other triton_ parameters are refused."""
+    c = Case(next(p for p in CASES if Case(p).dtype == "fp32"))
+    req = typed_request(c)
+    req.parameters["triton_enable_empty_final_response"].bool_param = True
+    resp = stub.ModelInfer(req, timeout=60)
+    assert_out_matches(c, np.frombuffer(resp.raw_output_contents[0], np.float32).reshape(c.out.shape))
+    req.parameters["triton_other"].bool_param = True
+    with pytest.raises(grpc.RpcError) as e:
+        stub.ModelInfer(req, timeout=60)
+    assert "parameters.triton_other is not a parameter" in e.value.details()
