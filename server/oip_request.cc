@@ -345,7 +345,7 @@ const char* OipDatatype(int wire_dtype) {
 
 }  // namespace
 
-grpc::ByteBuffer OipResponseOf(const Job& job, const OipCall& call) {
+grpc::ByteBuffer OipResponseOf(const Job& job, const OipCall& call, bool stream) {
   const TranslatedRequest& t = *job.request;
   const AttentionArgs& a = t.args;
   inference::ModelInferResponse head;  // everything but raw_output_contents
@@ -372,7 +372,11 @@ grpc::ByteBuffer OipResponseOf(const Job& job, const OipCall& call) {
     data.emplace_back(job.result.lse, job.result.lse_bytes);
   }
   std::vector<grpc::Slice> slices;
-  auto add = [&](grpc::Slice s) { slices.push_back(std::move(s)); };
+  size_t total = 0;
+  auto add = [&](grpc::Slice s) {
+    total += s.size();
+    slices.push_back(std::move(s));
+  };
   add(grpc::Slice(head.SerializeAsString()));
   for (const auto& [bytes, n] : data) {
     std::string key;
@@ -380,6 +384,12 @@ grpc::ByteBuffer OipResponseOf(const Job& job, const OipCall& call) {
     wire::PutVarint(n, &key);
     add(grpc::Slice(key));
     if (n > 0) add(OwnedSlice(bytes, n, job.result.block));
+  }
+  if (stream) {
+    std::string key;
+    wire::PutKey(2, 2, &key);  // ModelStreamInferResponse.infer_response
+    wire::PutVarint(total, &key);
+    slices.insert(slices.begin(), grpc::Slice(key));
   }
   return grpc::ByteBuffer(slices.data(), slices.size());
 }

@@ -60,7 +60,8 @@ absl::StatusOr<std::shared_ptr<ParsedRequest>> ToParsedRequest(
 absl::Status ToOipStatus(const absl::Status& status);
 
 // The serialized ModelInferResponse of a successful job: out/lse referenced, not copied.
-grpc::ByteBuffer OipResponseOf(const Job& job, const OipCall& call);
+// With `stream` it is wrapped as ModelStreamInferResponse.infer_response.
+grpc::ByteBuffer OipResponseOf(const Job& job, const OipCall& call, bool stream = false);
 
 // The model's metadata and configuration (tensor shapes with -1 for dynamic dims).
 inference::ModelMetadataResponse OipModelMetadata();

@@ -8,6 +8,7 @@
 
 #include "oip_request.h"
 #include "status_map.h"
+#include "stream_call.h"
 
 namespace hbsa::server {
 namespace {
@@ -20,6 +21,20 @@ grpc::ServerUnaryReactor* Answer(grpc::CallbackServerContext* context, const abs
   return reactor;
 }
 
+// The received bytes as a message the request owns, mapped onto the internal request.
+absl::StatusOr<std::shared_ptr<ParsedRequest>> ParseInfer(const grpc::ByteBuffer& received,
+                                                          OipCall* call) {
+  auto message = std::make_shared<oip::ModelInferRequest>();
+  grpc::ByteBuffer bytes(received);  // shares the slices
+  grpc::ProtoBufferReader reader(&bytes);
+  if (!message->ParseFromZeroCopyStream(&reader)) {
+    return absl::InvalidArgumentError("request is not a valid inference.ModelInferRequest");
+  }
+  absl::StatusOr<std::shared_ptr<ParsedRequest>> parsed = ToParsedRequest(message, call);
+  if (parsed.ok()) (*parsed)->wire_bytes = static_cast<int64_t>(received.Length());
+  return parsed;
+}
+
 // One ModelInfer call: admitted in the constructor, finished by whoever completes the job.
 class InferCall final : public grpc::ServerUnaryReactor {
  public:
@@ -27,20 +42,11 @@ class InferCall final : public grpc::ServerUnaryReactor {
             const grpc::ByteBuffer* request, grpc::ByteBuffer* response)
       : service_(service), response_(response), flags_(std::make_shared<CallFlags>()) {
     const Clock::time_point received = Clock::now();
-    auto message = std::make_shared<oip::ModelInferRequest>();
-    grpc::ByteBuffer bytes(*request);  // shares the slices
-    grpc::ProtoBufferReader reader(&bytes);
-    if (!message->ParseFromZeroCopyStream(&reader)) {
-      Fail(absl::InvalidArgumentError("request is not a valid inference.ModelInferRequest"),
-           received);
-      return;
-    }
-    absl::StatusOr<std::shared_ptr<ParsedRequest>> parsed = ToParsedRequest(message, &call_);
+    absl::StatusOr<std::shared_ptr<ParsedRequest>> parsed = ParseInfer(*request, &call_);
     if (!parsed.ok()) {
       Fail(parsed.status(), received);
       return;
     }
-    (*parsed)->wire_bytes = static_cast<int64_t>(request->Length());
     absl::Status s =
         service->Admit(kMethod, std::move(*parsed), flags_, DeadlineOf(*context), received,
                        [this](const absl::Status& st, Job& job) { Done(st, job); });
@@ -76,6 +82,30 @@ class InferCall final : public grpc::ServerUnaryReactor {
   grpc::ByteBuffer* const response_;
   std::shared_ptr<CallFlags> flags_;
   OipCall call_;
+};
+
+// ModelStreamInfer's requests and responses (stream_call.h): a failing request is answered with
+// error_message (the unary call's message), the stream goes on.
+struct ModelStreamCodec {
+  struct Context {
+    OipCall call;
+  };
+  static constexpr const char* kMethod = "ModelStreamInfer";
+  static absl::StatusOr<std::shared_ptr<ParsedRequest>> Parse(const grpc::ByteBuffer& bytes,
+                                                              Context* context) {
+    return ParseInfer(bytes, &context->call);
+  }
+  static grpc::ByteBuffer Success(const Job& job, const Context& context) {
+    return OipResponseOf(job, context.call, /*stream=*/true);
+  }
+  static grpc::ByteBuffer Failure(const absl::Status& status, const Context& context) {
+    oip::ModelStreamInferResponse r;
+    r.set_error_message(std::string(ToOipStatus(status).message()));
+    r.mutable_infer_response()->set_model_name(kOipModelName);
+    r.mutable_infer_response()->set_id(context.call.id);
+    return SerializeSmall(r);
+  }
+  static std::string Id(const Context& context) { return context.call.id; }
 };
 
 }  // namespace
@@ -126,6 +156,11 @@ grpc::ServerUnaryReactor* OipService::ModelInfer(grpc::CallbackServerContext* co
                                                  const grpc::ByteBuffer* request,
                                                  grpc::ByteBuffer* response) {
   return new InferCall(attention_, context, request, response);
+}
+
+grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* OipService::ModelStreamInfer(
+    grpc::CallbackServerContext* context) {
+  return new StreamCall<ModelStreamCodec>(attention_, context);
 }
 
 grpc::ServerUnaryReactor* OipService::ModelConfig(grpc::CallbackServerContext* context,

@@ -4,14 +4,17 @@
 // A thin `final` class like AttentionService (service.h), and a front end of it: ModelInfer
 // maps the request onto hbsa.v1's internal request (oip_request.h) and admits it through
 // AttentionService::Admit, so validation, scheduling, executors, metrics (method label
-// "ModelInfer") and the status mapping are the ones hbsa.v1 uses. ModelInfer is a raw method:
-// the request is parsed into a message the call owns (its raw_input_contents are referenced in
-// place by the job), and the response is framed around the executor's output memory.
+// "ModelInfer", "ModelStreamInfer") and the status mapping are the ones hbsa.v1 uses. ModelInfer is
+// a raw method: the request is parsed into a message the call owns (its raw_input_contents are
+// referenced in place by the job), and the response is framed around the executor's output memory.
 // Handlers never block: the executor thread completing the job finishes the call.
 //
+// ModelStreamInfer (Triton's extension) is the same stream as hbsa.v1's AttendStream
+// (stream_call.h): one response per request, in completion order, error_message for a failed one
+// while the stream goes on, at most --stream-max-inflight requests in flight per stream.
+//
 // ServerLive / ServerReady / ModelReady read ServingState (serving_state.h), which main.cc keeps
-// in step with grpc.health.v1. ModelStreamInfer is not implemented (UNIMPLEMENTED; hbsa.v1's
-// AttendStream is the streaming API).
+// in step with grpc.health.v1.
 #ifndef HBSA_SERVER_OIP_SERVICE_H_
 #define HBSA_SERVER_OIP_SERVICE_H_
 
@@ -32,8 +35,9 @@ using OipServiceBase = oip::GRPCInferenceService::WithCallbackMethod_ServerLive<
             oip::GRPCInferenceService::WithCallbackMethod_ServerMetadata<
                 oip::GRPCInferenceService::WithCallbackMethod_ModelMetadata<
                     oip::GRPCInferenceService::WithRawCallbackMethod_ModelInfer<
-                        oip::GRPCInferenceService::WithCallbackMethod_ModelConfig<
-                            oip::GRPCInferenceService::Service>>>>>>>;
+                        oip::GRPCInferenceService::WithRawCallbackMethod_ModelStreamInfer<
+                            oip::GRPCInferenceService::WithCallbackMethod_ModelConfig<
+                                oip::GRPCInferenceService::Service>>>>>>>>;
 
 class OipService final : public OipServiceBase {
  public:
@@ -58,6 +62,8 @@ class OipService final : public OipServiceBase {
   grpc::ServerUnaryReactor* ModelInfer(grpc::CallbackServerContext* context,
                                        const grpc::ByteBuffer* request,
                                        grpc::ByteBuffer* response) override;
+  grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* ModelStreamInfer(
+      grpc::CallbackServerContext* context) override;
   grpc::ServerUnaryReactor* ModelConfig(grpc::CallbackServerContext* context,
                                         const oip::ModelConfigRequest* request,
                                         oip::ModelConfigResponse* response) override;

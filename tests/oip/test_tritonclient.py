@@ -1,7 +1,8 @@
 """hbsa-server's Open Inference Protocol front end driven by the stock Triton client
 (tritonclient.grpc) over loopback: every golden case through InferenceServerClient.infer
 (raw inputs with a BOOL mask and with a bit-packed UINT8 mask), typed contents, errors that name
-the field, health (start-up, serving, drain), metadata and config, both services on one port."""
+the field, health (start-up, serving, drain), metadata and config, ModelStreamInfer, both services on
+one port."""
 import os
 import signal
 import threading
@@ -276,11 +277,34 @@ def test_same_port_serves_hbsa_v1_and_health(server):
     ch.close()
 
 
-def test_stream_infer_is_unimplemented(stub):
-    c = Case(next(p for p in CASES if Case(p).dtype == "fp32"))
-    with pytest.raises(grpc.RpcError) as e:
-        list(stub.ModelStreamInfer(iter([typed_request(c)]), timeout=10))
-    assert e.value.code() == grpc.StatusCode.UNIMPLEMENTED
+def test_stream_infer(server):
+    """ModelStreamInfer through tritonclient's stream API: every golden case on one stream, and a
+    bad request among them answered with its error while the stream goes on."""
+    import queue
+    results = queue.Queue()
+    client = grpcclient.InferenceServerClient(url=server.target)
+    client.start_stream(callback=lambda result, error: results.put((result, error)))
+    cases = [Case(p) for p in CASES]
+    bad = params_of(cases[0])
+    del bad["q_block_size"]
+    for i, c in enumerate(cases):
+        client.async_stream_infer(MODEL, inputs_of(c), request_id=str(i), parameters=params_of(c))
+        if i == 2:
+            client.async_stream_infer(MODEL, inputs_of(cases[0]), request_id="bad", parameters=bad)
+    got, errors = {}, []
+    for _ in range(len(cases) + 1):
+        result, error = results.get(timeout=120)
+        if error is not None:
+            errors.append(error)
+        else:
+            got[result.get_response().id] = result
+    client.stop_stream()
+    client.close()
+    assert len(errors) == 1 and "parameters.q_block_size is required" in errors[0].message()
+    assert sorted(got) == sorted(str(i) for i in range(len(cases)))
+    for i, c in enumerate(cases):
+        assert_out_matches(c, got[str(i)].as_numpy("out"))
+        assert_lse_matches(c, got[str(i)].as_numpy("lse"))
 
 
 def test_readiness_follows_startup_and_drain():
