@@ -349,46 +349,46 @@ absl::StatusOr<std::unique_ptr<TranslatedRequest>> Translate(
                                       " must be 0"));
         }
         const int64_t n = r * nk + j;
-        bits[static_cast<size_t>(n >> 3)] = static_cast<char>(bits[static_cast<size_t>(n >> 3)] | (1 << (n & 7)));
+        bits[static_cast<size_t>(n >> 3)] |= static_cast<char>(1 << (n & 7));
       }
     }
     dense(bits);
   } else {
-  switch (req.block_mask_case()) {
-    case v1::AttendRequest::kDenseMask: {
-      t->mask_form = "dense";
-      const v1::DenseBlockMask& m = req.dense_mask();
-      if (m.shape_size() != 3 || m.shape(0) != a.num_heads_k || m.shape(1) != nq || m.shape(2) != nk) {
-        return Invalid(absl::StrCat("dense_mask.shape must be [Hk, Nq, Nk] = [", a.num_heads_k, ", ",
-                                    nq, ", ", nk, "]; got [", absl::StrJoin(m.shape(), ", "), "]"));
+    switch (req.block_mask_case()) {
+      case v1::AttendRequest::kDenseMask: {
+        t->mask_form = "dense";
+        const v1::DenseBlockMask& m = req.dense_mask();
+        if (m.shape_size() != 3 || m.shape(0) != a.num_heads_k || m.shape(1) != nq || m.shape(2) != nk) {
+          return Invalid(absl::StrCat("dense_mask.shape must be [Hk, Nq, Nk] = [", a.num_heads_k, ", ",
+                                      nq, ", ", nk, "]; got [", absl::StrJoin(m.shape(), ", "), "]"));
+        }
+        if (auto s = dense_limit("dense_mask"); !s.ok()) return s;
+        const int64_t entries = int64_t{a.num_heads_k} * nq * nk;
+        if (auto s = CheckPackedBits(m.bits(), entries, "dense_mask.bits"); !s.ok()) return s;
+        dense(m.bits());
+        break;
       }
-      if (auto s = dense_limit("dense_mask"); !s.ok()) return s;
-      const int64_t entries = int64_t{a.num_heads_k} * nq * nk;
-      if (auto s = CheckPackedBits(m.bits(), entries, "dense_mask.bits"); !s.ok()) return s;
-      dense(m.bits());
-      break;
+      case v1::AttendRequest::kPerSequenceMask: {
+        t->mask_form = "per_sequence";
+        a.mask_format = MaskFormat::kCompact;  // travels on as CSR (pointers set below)
+        std::vector<absl::string_view> seqs(req.per_sequence_mask().sequences().begin(),
+                                           req.per_sequence_mask().sequences().end());
+        absl::StatusOr<CompactMask> c = PerSequenceToCompact(seqs, layout.view(), a.num_heads_k);
+        if (!c.ok()) return c.status();
+        t->row_offsets = std::move(c->row_offsets);
+        t->col_indices = std::move(c->col_indices);
+        break;
+      }
+      case v1::AttendRequest::kCompactMask:
+        t->mask_form = "compact";
+        a.mask_format = MaskFormat::kCompact;
+        a.compact_mask.row_offsets = BytesOf(req.compact_mask().row_offsets());
+        a.compact_mask.col_indices = BytesOf(req.compact_mask().col_indices());
+        mask_bytes = static_cast<int64_t>(a.compact_mask.row_offsets.bytes + a.compact_mask.col_indices.bytes);
+        break;
+      default:
+        return Invalid("block_mask must be set: one of dense_mask, per_sequence_mask or compact_mask");
     }
-    case v1::AttendRequest::kPerSequenceMask: {
-      t->mask_form = "per_sequence";
-      a.mask_format = MaskFormat::kCompact;  // travels on as CSR (pointers set below)
-      std::vector<absl::string_view> seqs(req.per_sequence_mask().sequences().begin(),
-                                         req.per_sequence_mask().sequences().end());
-      absl::StatusOr<CompactMask> c = PerSequenceToCompact(seqs, layout.view(), a.num_heads_k);
-      if (!c.ok()) return c.status();
-      t->row_offsets = std::move(c->row_offsets);
-      t->col_indices = std::move(c->col_indices);
-      break;
-    }
-    case v1::AttendRequest::kCompactMask:
-      t->mask_form = "compact";
-      a.mask_format = MaskFormat::kCompact;
-      a.compact_mask.row_offsets = BytesOf(req.compact_mask().row_offsets());
-      a.compact_mask.col_indices = BytesOf(req.compact_mask().col_indices());
-      mask_bytes = static_cast<int64_t>(a.compact_mask.row_offsets.bytes + a.compact_mask.col_indices.bytes);
-      break;
-    default:
-      return Invalid("block_mask must be set: one of dense_mask, per_sequence_mask or compact_mask");
-  }
   }
   if (a.mask_format != MaskFormat::kDense && t->mask_form != "compact") {
     a.mask_format = MaskFormat::kCompact;
