@@ -83,9 +83,11 @@ absl::Status Int32Vector(const InputTensor& t, const std::string* raw,
   const int64_t n = t.shape(0);
   if (n < 0) return Invalid(absl::StrCat(t.name(), ".shape[0] must be >= 0; got ", n));
   if (raw != nullptr) {
-    if (static_cast<int64_t>(raw->size()) != n * 4) {
-      return Invalid(absl::StrCat(t.name(), ": raw_input_contents must hold ", n, " INT32 = ",
-                                  n * 4, " bytes (shape [", n, "]); got ", raw->size()));
+    // Compared by division: a hostile shape[0] times 4 could overflow.
+    if (raw->size() % 4 != 0 || static_cast<int64_t>(raw->size() / 4) != n) {
+      return Invalid(absl::StrCat(t.name(), ": raw_input_contents must hold ", n,
+                                  " INT32 (4 bytes each; shape [", n, "]); got ", raw->size(),
+                                  " bytes"));
     }
     out->Resize(static_cast<int>(n), 0);
     if (n > 0) std::memcpy(out->mutable_data(), raw->data(), raw->size());

@@ -160,7 +160,12 @@ TEST(OipRequest, EnvelopeErrorsNameTheV2Field) {
       {[](inference::ModelInferRequest* x) { x->mutable_raw_input_contents()->RemoveLast(); },
        "raw_input_contents must hold one entry per input (6); got 5"},
       {[](inference::ModelInferRequest* x) { x->mutable_raw_input_contents(3)->pop_back(); },
-       "cu_seqlens_q: raw_input_contents must hold 3 INT32 = 12 bytes"},
+       "cu_seqlens_q: raw_input_contents must hold 3 INT32 (4 bytes each; shape [3]); got 11 "
+       "bytes"},
+      {[](inference::ModelInferRequest* x) {
+         x->mutable_inputs(4)->set_shape(0, int64_t{1} << 62);  // 4 * shape overflows int64
+       },
+       "cu_seqlens_k: raw_input_contents must hold 4611686018427387904 INT32"},
       {[](inference::ModelInferRequest* x) { x->mutable_parameters()->erase("k_block_size"); },
        "parameters.k_block_size is required"},
       {[](inference::ModelInferRequest* x) { SetParam(x, "causal", 1); },
