@@ -5,7 +5,9 @@
 //
 // Health (grpc.health.v1) for "" and "hbsa.v1.Attention": NOT_SERVING from start until
 // warm-up succeeded, SERVING while serving, NOT_SERVING again from the moment a drain starts;
-// the same on the optional plaintext --health-listen port. Reflection only with --reflection.
+// the same on the optional plaintext --health-listen port, and in the Open Inference Protocol's
+// ServerReady/ModelReady (ServerLive turns false on a GPU failure). The v2 front end
+// (inference.GRPCInferenceService, oip_service.h) is served on --listen beside hbsa.v1. Reflection only with --reflection.
 #include <signal.h>
 
 #include <chrono>
@@ -33,7 +35,9 @@
 #include "metrics.h"
 #include "scheduler.h"
 #include "security.h"
+#include "oip_service.h"
 #include "service.h"
+#include "serving_state.h"
 #include "shm.h"
 #include "warmup.h"
 
@@ -56,7 +60,9 @@ struct StopEvent {
   std::string fatal;  // non-empty once an executor is unusable
 };
 
-void SetHealth(grpc::Server* server, bool serving) {
+// grpc.health.v1 of `server`, and the v2 front end's readiness (`state`, when given) with it.
+void SetHealth(grpc::Server* server, bool serving, ServingState* state = nullptr) {
+  if (state != nullptr) state->SetReady(serving);
   if (server == nullptr) return;
   grpc::HealthCheckServiceInterface* health = server->GetHealthCheckService();
   if (health == nullptr) return;
@@ -262,6 +268,9 @@ int Serve(const ServerConfig& config, const sigset_t& signals) {
   options.stream_max_inflight = config.stream_max_inflight;
   options.capabilities = BuildCapabilities(config, executors.front()->backend(), executors, budget);
   AttentionService service(options, &scheduler, &metrics, &shm);
+  // The Open Inference Protocol v2 front end on the same port, over the same pipeline.
+  ServingState serving;
+  OipService oip_service(&service, &serving, HBSA_VERSION);
 
   grpc::EnableDefaultHealthCheckService(true);
   // The health-only port carries neither reflection nor the API.
@@ -288,6 +297,7 @@ int Serve(const ServerConfig& config, const sigset_t& signals) {
   int port = 0;
   builder.AddListeningPort(config.listen, *credentials, &port);
   builder.RegisterService(&service);
+  builder.RegisterService(&oip_service);
   builder.SetMaxReceiveMessageSize(static_cast<int>(config.max_message_bytes));
   builder.SetMaxSendMessageSize(static_cast<int>(config.max_message_bytes));
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
@@ -297,7 +307,7 @@ int Serve(const ServerConfig& config, const sigset_t& signals) {
     for (auto& e : executors) e->Stop();
     return kExitConfig;
   }
-  SetHealth(server.get(), false);
+  SetHealth(server.get(), false, &serving);
   spdlog::info("listening on {} (port {}, {}{}), metrics on http://{}/metrics, backend {}",
                config.listen, port,
                config.tls_cert_file.empty()                ? "plaintext"
@@ -321,7 +331,7 @@ int Serve(const ServerConfig& config, const sigset_t& signals) {
     // ...", and matching words in it is how this exit code was once always 2.
     return IsDeviceLost(s) ? kExitGpuFatal : kExitConfig;
   }
-  SetHealth(server.get(), true);
+  SetHealth(server.get(), true, &serving);
   SetHealth(health_server.get(), true);
   spdlog::info("warm-up done in {:.3f} s; SERVING",
                std::chrono::duration<double>(Clock::now() - w0).count());
@@ -332,7 +342,8 @@ int Serve(const ServerConfig& config, const sigset_t& signals) {
   const int sig = stop.signal;
   lock.unlock();
 
-  SetHealth(server.get(), false);
+  if (!fatal.empty()) serving.SetDeviceLost();
+  SetHealth(server.get(), false, &serving);
   SetHealth(health_server.get(), false);
   if (!fatal.empty()) {
     spdlog::critical("GPU unusable, NOT_SERVING, exiting with code {}: {}", kExitGpuFatal, fatal);

@@ -1,8 +1,6 @@
 // server/service.cc: the unary and streaming calls of hbsa.v1.Attention (see service.h).
 #include "service.h"
 
-#include <deque>
-#include <mutex>
 #include <utility>
 #include <vector>
 
@@ -10,6 +8,7 @@
 
 #include "request_id.h"
 #include "status_map.h"
+#include "stream_call.h"
 
 namespace hbsa::server {
 namespace {
@@ -63,122 +62,27 @@ class AttendCall final : public grpc::ServerUnaryReactor {
   std::string request_id_;
 };
 
-// One AttendStream call. State is guarded by mu_; gRPC callbacks and job completions arrive
-// on different threads.
-class AttendStreamCall final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer> {
- public:
-  AttendStreamCall(AttentionService* service, grpc::CallbackServerContext* context)
-      : service_(service), deadline_(DeadlineOf(*context)), flags_(std::make_shared<CallFlags>()) {
-    std::lock_guard<std::mutex> lock(mu_);
-    StartReadLocked();
-  }
-
-  void OnReadDone(bool ok) override {
-    if (!ok) {
-      std::lock_guard<std::mutex> lock(mu_);
-      read_pending_ = false;
-      reads_done_ = true;
-      MaybeFinishLocked();
-      return;
-    }
-    const Clock::time_point received = Clock::now();
-    grpc::ByteBuffer bytes;
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      bytes.Swap(&reading_);
-      read_pending_ = false;
-      ++outstanding_;
-    }
+// AttendStream's requests and responses (stream_call.h): AttendResponse with `error` on failure.
+struct AttendStreamCodec {
+  struct Context {
+    std::string request_id;
+  };
+  static constexpr const char* kMethod = "AttendStream";
+  static absl::StatusOr<std::shared_ptr<ParsedRequest>> Parse(const grpc::ByteBuffer& bytes,
+                                                              Context* context) {
     absl::StatusOr<std::shared_ptr<ParsedRequest>> parsed = ParseReceived(bytes);
-    bytes.Clear();  // the parsed request holds its own references to the slices
-    if (!parsed.ok()) {
-      Answer("", parsed.status(), nullptr, received);
-    } else {
-      std::string id = (*parsed)->meta.request_id();
-      absl::Status s = service_->Admit(
-          "AttendStream", std::move(*parsed), flags_, deadline_, received,
-          [this, id](const absl::Status& st, Job& job) { Answer(id, st, &job, job.received); });
-      if (!s.ok()) Answer(id, s, nullptr, received);
-    }
-    std::lock_guard<std::mutex> lock(mu_);
-    MaybeReadLocked();
+    if (parsed.ok()) context->request_id = (*parsed)->meta.request_id();
+    return parsed;
   }
-
-  void OnWriteDone(bool ok) override {
-    std::lock_guard<std::mutex> lock(mu_);
-    writes_.pop_front();
-    --outstanding_;
-    if (!ok) {
-      broken_ = true;  // the client is gone; drop what is queued
-      outstanding_ -= static_cast<int>(writes_.size());
-      writes_.clear();
-    }
-    if (!writes_.empty()) StartWrite(&writes_.front());
-    MaybeReadLocked();
-    MaybeFinishLocked();
+  static grpc::ByteBuffer Success(const Job& job, const Context&) { return ResponseOf(job); }
+  static grpc::ByteBuffer Failure(const absl::Status& status, const Context& context) {
+    v1::AttendResponse r;
+    r.set_request_id(EchoedRequestId(context.request_id));
+    r.mutable_error()->set_code(static_cast<int>(ToGrpcStatus(status).error_code()));
+    r.mutable_error()->set_message(std::string(status.message()));
+    return SerializeSmall(r);
   }
-
-  void OnCancel() override { flags_->cancelled.store(true); }
-  void OnDone() override { delete this; }
-
- private:
-  // Queues the response of one streamed request: outputs, or `error` when it failed.
-  void Answer(const std::string& id, const absl::Status& status, const Job* job,
-              Clock::time_point received) {
-    grpc::ByteBuffer out;
-    if (status.ok()) {
-      const Clock::time_point t0 = Clock::now();
-      out = ResponseOf(*job);
-      service_->metrics()->ObserveStage(Stage::kResponse, Since(t0));
-    } else {
-      v1::AttendResponse r;
-      r.set_request_id(EchoedRequestId(id));
-      r.mutable_error()->set_code(static_cast<int>(ToGrpcStatus(status).error_code()));
-      r.mutable_error()->set_message(std::string(status.message()));
-      out = SerializeSmall(r);
-    }
-    service_->RecordOutcome("AttendStream", id, status, received, static_cast<int64_t>(out.Length()));
-    std::lock_guard<std::mutex> lock(mu_);
-    if (broken_) {
-      --outstanding_;
-      MaybeFinishLocked();
-      return;
-    }
-    writes_.push_back(std::move(out));
-    if (writes_.size() == 1) StartWrite(&writes_.front());
-  }
-
-  void StartReadLocked() {
-    reading_.Clear();
-    read_pending_ = true;
-    StartRead(&reading_);
-  }
-
-  // Starts the next read unless one is pending, the client closed, or the stream is at its
-  // in-flight limit (back-pressure: the client's writes wait in flow control).
-  void MaybeReadLocked() {
-    if (read_pending_ || reads_done_ || broken_ || finished_) return;
-    if (outstanding_ >= service_->stream_max_inflight()) return;
-    StartReadLocked();
-  }
-
-  void MaybeFinishLocked() {
-    if (finished_ || read_pending_ || outstanding_ > 0 || !(reads_done_ || broken_)) return;
-    finished_ = true;
-    Finish(grpc::Status::OK);
-  }
-
-  AttentionService* const service_;
-  const std::optional<Clock::time_point> deadline_;
-  std::shared_ptr<CallFlags> flags_;
-  std::mutex mu_;
-  grpc::ByteBuffer reading_;              // target of the pending Read
-  std::deque<grpc::ByteBuffer> writes_;   // front is being written
-  int outstanding_ = 0;  // read and not yet written (admitted, refused or queued for writing)
-  bool read_pending_ = false;
-  bool reads_done_ = false;  // the client half-closed (or the call ended)
-  bool broken_ = false;      // a write failed
-  bool finished_ = false;
+  static std::string Id(const Context& context) { return context.request_id; }
 };
 
 }  // namespace
@@ -242,7 +146,7 @@ grpc::ServerUnaryReactor* AttentionService::Attend(grpc::CallbackServerContext* 
 
 grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* AttentionService::AttendStream(
     grpc::CallbackServerContext* context) {
-  return new AttendStreamCall(this, context);
+  return new StreamCall<AttendStreamCodec>(this, context);
 }
 
 grpc::ServerUnaryReactor* AttentionService::GetCapabilities(grpc::CallbackServerContext* context,

@@ -13,7 +13,8 @@
 // AttendStream: one response per request, an `error` field instead of outputs on failure (the
 // stream continues); at most `stream_max_inflight` requests of a stream read and not yet
 // answered (the next Read is not started until one is answered: back-pressure); one Write
-// outstanding at a time, later responses queued in completion order.
+// outstanding at a time, later responses queued in completion order (stream_call.h, shared with
+// the Open Inference Protocol's ModelStreamInfer).
 #ifndef HBSA_SERVER_SERVICE_H_
 #define HBSA_SERVER_SERVICE_H_
 

@@ -1,7 +1,8 @@
 // server/translate.cc: request checks and conversion to hbsa::AttentionArgs (see the header).
 //
 // Order: request_id length -> tensors (dtype, shape, bytes or shared-memory range) -> limits ->
-// scalars and cu_seqlens (hbsa::ValidateLayout) -> the mask in its wire form -> mask and sizes
+// scalars and cu_seqlens (hbsa::ValidateLayout) -> the mask in its wire form (hbsa.v1's three,
+// or the v2 front end's BOOL / bit-packed UINT8 tensor) -> mask and sizes
 // (hbsa::ValidateAfterLayout) -> output targets -> facts (AllowedPairs). Each rule runs once.
 #include "translate.h"
 
@@ -280,56 +281,114 @@ absl::StatusOr<std::unique_ptr<TranslatedRequest>> Translate(
   BlockLayoutStorage layout(a);
   const int64_t nq = layout.view().num_q_blocks, nk = layout.view().num_k_blocks;
   int64_t mask_bytes = 0;
-  switch (req.block_mask_case()) {
-    case v1::AttendRequest::kDenseMask: {
-      t->mask_form = "dense";
-      const v1::DenseBlockMask& m = req.dense_mask();
-      if (m.shape_size() != 3 || m.shape(0) != a.num_heads_k || m.shape(1) != nq || m.shape(2) != nk) {
-        return Invalid(absl::StrCat("dense_mask.shape must be [Hk, Nq, Nk] = [", a.num_heads_k, ", ",
-                                    nq, ", ", nk, "]; got [", absl::StrJoin(m.shape(), ", "), "]"));
-      }
-      const int64_t entries = int64_t{a.num_heads_k} * nq * nk;
-      if (entries > kMaxDenseMaskEntries) {
-        return Invalid(absl::StrCat("dense_mask has ", entries, " entries, past the dense limit of ",
-                                    kMaxDenseMaskEntries, "; send compact_mask or per_sequence_mask"));
-      }
-      if (auto s = CheckPackedBits(m.bits(), entries, "dense_mask.bits"); !s.ok()) return s;
-      if (DenseMaskToCompact(entries)) {
-        CompactMask c = DenseBitsToCompact(m.bits(), layout.view(), a.num_heads_k);
-        t->row_offsets = std::move(c.row_offsets);
-        t->col_indices = std::move(c.col_indices);
-        a.mask_format = MaskFormat::kCompact;  // travels on as CSR (pointers set below)
-      } else {
-        t->dense_mask = UnpackBits(m.bits(), entries);
-        a.mask_format = MaskFormat::kDense;
-        a.dense_mask.shape[0] = a.num_heads_k;
-        a.dense_mask.shape[1] = nq;
-        a.dense_mask.shape[2] = nk;
-        a.dense_mask.data = {t->dense_mask.data(), t->dense_mask.size()};
-        mask_bytes = entries;
-      }
-      break;
-    }
-    case v1::AttendRequest::kPerSequenceMask: {
-      t->mask_form = "per_sequence";
+  // Dense bits [Hk, Nq, Nk] (checked: ceil(entries / 8) bytes, pad bits 0) -> dense bytes or
+  // compact, as heuristics.h decides.
+  auto dense = [&](absl::string_view bits) {
+    const int64_t entries = int64_t{a.num_heads_k} * nq * nk;
+    if (DenseMaskToCompact(entries)) {
+      CompactMask c = DenseBitsToCompact(bits, layout.view(), a.num_heads_k);
+      t->row_offsets = std::move(c.row_offsets);
+      t->col_indices = std::move(c.col_indices);
       a.mask_format = MaskFormat::kCompact;  // travels on as CSR (pointers set below)
-      std::vector<absl::string_view> seqs(req.per_sequence_mask().sequences().begin(),
-                                         req.per_sequence_mask().sequences().end());
-      absl::StatusOr<CompactMask> c = PerSequenceToCompact(seqs, layout.view(), a.num_heads_k);
-      if (!c.ok()) return c.status();
-      t->row_offsets = std::move(c->row_offsets);
-      t->col_indices = std::move(c->col_indices);
-      break;
+    } else {
+      t->dense_mask = UnpackBits(bits, entries);
+      a.mask_format = MaskFormat::kDense;
+      a.dense_mask.shape[0] = a.num_heads_k;
+      a.dense_mask.shape[1] = nq;
+      a.dense_mask.shape[2] = nk;
+      a.dense_mask.data = {t->dense_mask.data(), t->dense_mask.size()};
+      mask_bytes = entries;
     }
-    case v1::AttendRequest::kCompactMask:
-      t->mask_form = "compact";
-      a.mask_format = MaskFormat::kCompact;
-      a.compact_mask.row_offsets = BytesOf(req.compact_mask().row_offsets());
-      a.compact_mask.col_indices = BytesOf(req.compact_mask().col_indices());
-      mask_bytes = static_cast<int64_t>(a.compact_mask.row_offsets.bytes + a.compact_mask.col_indices.bytes);
-      break;
-    default:
-      return Invalid("block_mask must be set: one of dense_mask, per_sequence_mask or compact_mask");
+  };
+  auto dense_limit = [&](absl::string_view field) -> absl::Status {
+    const int64_t entries = int64_t{a.num_heads_k} * nq * nk;
+    if (entries > kMaxDenseMaskEntries) {
+      return Invalid(absl::StrCat(field, " has ", entries, " entries, past the dense limit of ",
+                                  kMaxDenseMaskEntries, "; send compact_mask or per_sequence_mask"));
+    }
+    return absl::OkStatus();
+  };
+  if (p.tensor_mask.kind != TensorMask::Kind::kNone) {
+    // The v2 front end's tensor forms (wire_request.h): checked here, then dense bits.
+    t->mask_form = "block_mask";
+    if (req.block_mask_case() != v1::AttendRequest::BLOCK_MASK_NOT_SET) {
+      return Invalid("block_mask is given twice: as a tensor and in the message");
+    }
+    const TensorMask& m = p.tensor_mask;
+    const bool row_bits = m.kind == TensorMask::Kind::kRowBits;
+    const int64_t last = row_bits ? (nk + 7) / 8 : nk;
+    if (m.shape.size() != 3 || m.shape[0] != a.num_heads_k || m.shape[1] != nq || m.shape[2] != last) {
+      return Invalid(absl::StrCat("block_mask.shape must be ",
+                                  row_bits ? "[Hk, Nq, ceil(Nk / 8)] = [" : "[Hk, Nq, Nk] = [",
+                                  a.num_heads_k, ", ", nq, ", ", last, "] for a ",
+                                  row_bits ? "UINT8 bit-packed" : "BOOL", " mask; got [",
+                                  absl::StrJoin(m.shape, ", "), "]"));
+    }
+    if (auto s = dense_limit("block_mask"); !s.ok()) return s;
+    const int64_t rows = int64_t{a.num_heads_k} * nq;
+    if (static_cast<int64_t>(m.data.size()) != rows * last) {
+      return Invalid(absl::StrCat("block_mask must hold ", rows * last, " bytes (shape [",
+                                  absl::StrJoin(m.shape, ", "), "]); got ", m.data.size()));
+    }
+    std::string bits(static_cast<size_t>((rows * nk + 7) / 8), '\0');
+    for (int64_t r = 0; r < rows; ++r) {
+      for (int64_t j = 0; j < last * (row_bits ? 8 : 1); ++j) {
+        bool on;
+        if (row_bits) {
+          on = PackedBit(m.data, r * last * 8 + j);
+        } else {
+          const uint8_t b = static_cast<uint8_t>(m.data[static_cast<size_t>(r * nk + j)]);
+          if (b > 1) {
+            return Invalid(absl::StrCat("block_mask entry ", r * nk + j, " must be 0 or 1 (BOOL); got ", b));
+          }
+          on = b != 0;
+        }
+        if (!on) continue;
+        if (j >= nk) {
+          return Invalid(absl::StrCat("block_mask row ", r, ": pad bit ", j, " past Nk = ", nk,
+                                      " must be 0"));
+        }
+        const int64_t n = r * nk + j;
+        bits[static_cast<size_t>(n >> 3)] |= static_cast<char>(1 << (n & 7));
+      }
+    }
+    dense(bits);
+  } else {
+    switch (req.block_mask_case()) {
+      case v1::AttendRequest::kDenseMask: {
+        t->mask_form = "dense";
+        const v1::DenseBlockMask& m = req.dense_mask();
+        if (m.shape_size() != 3 || m.shape(0) != a.num_heads_k || m.shape(1) != nq || m.shape(2) != nk) {
+          return Invalid(absl::StrCat("dense_mask.shape must be [Hk, Nq, Nk] = [", a.num_heads_k, ", ",
+                                      nq, ", ", nk, "]; got [", absl::StrJoin(m.shape(), ", "), "]"));
+        }
+        if (auto s = dense_limit("dense_mask"); !s.ok()) return s;
+        const int64_t entries = int64_t{a.num_heads_k} * nq * nk;
+        if (auto s = CheckPackedBits(m.bits(), entries, "dense_mask.bits"); !s.ok()) return s;
+        dense(m.bits());
+        break;
+      }
+      case v1::AttendRequest::kPerSequenceMask: {
+        t->mask_form = "per_sequence";
+        a.mask_format = MaskFormat::kCompact;  // travels on as CSR (pointers set below)
+        std::vector<absl::string_view> seqs(req.per_sequence_mask().sequences().begin(),
+                                           req.per_sequence_mask().sequences().end());
+        absl::StatusOr<CompactMask> c = PerSequenceToCompact(seqs, layout.view(), a.num_heads_k);
+        if (!c.ok()) return c.status();
+        t->row_offsets = std::move(c->row_offsets);
+        t->col_indices = std::move(c->col_indices);
+        break;
+      }
+      case v1::AttendRequest::kCompactMask:
+        t->mask_form = "compact";
+        a.mask_format = MaskFormat::kCompact;
+        a.compact_mask.row_offsets = BytesOf(req.compact_mask().row_offsets());
+        a.compact_mask.col_indices = BytesOf(req.compact_mask().col_indices());
+        mask_bytes = static_cast<int64_t>(a.compact_mask.row_offsets.bytes + a.compact_mask.col_indices.bytes);
+        break;
+      default:
+        return Invalid("block_mask must be set: one of dense_mask, per_sequence_mask or compact_mask");
+    }
   }
   if (a.mask_format != MaskFormat::kDense && t->mask_form != "compact") {
     a.mask_format = MaskFormat::kCompact;

@@ -16,6 +16,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -28,10 +29,25 @@ using wire::Fragment;
 using wire::FragmentList;
 using wire::WireTensor;
 
+// A block mask that arrived as a tensor (the Open Inference Protocol front end, oip_request.h)
+// instead of in meta's block_mask oneof. Translate checks and converts it like the other forms.
+struct TensorMask {
+  enum class Kind {
+    kNone,     // not used: the mask is in meta
+    kBool,     // BOOL [Hk, Nq, Nk], one byte (0 or 1) per entry
+    kRowBits,  // UINT8 [Hk, Nq, ceil(Nk / 8)]: each row of Nk entries bit-packed, least
+               // significant bit first (numpy.packbits(mask, axis=-1, bitorder="little"))
+  };
+  Kind kind = Kind::kNone;
+  std::vector<int64_t> shape;  // as sent
+  std::string data;            // the tensor's bytes
+};
+
 // A parsed request: the small fields as a message, the tensors as wire views.
 struct ParsedRequest {
   v1::AttendRequest meta;      // every field but q, k and v (those are absent from it)
   WireTensor q, k, v;
+  TensorMask tensor_mask;      // set by the v2 front end only (then meta has no block_mask)
   int64_t wire_bytes = 0;      // size of the serialized request
   std::shared_ptr<const void> keepalive;  // owner of the memory the fragments point into
 };

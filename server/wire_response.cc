@@ -18,12 +18,12 @@ using wire::TensorHeader;
 // Keeps a HostBlock alive for as long as gRPC holds a slice into it.
 void ReleaseOwner(void* p) { delete static_cast<std::shared_ptr<HostBlock>*>(p); }
 
+}  // namespace
+
 grpc::Slice OwnedSlice(const char* data, size_t bytes, const std::shared_ptr<HostBlock>& owner) {
   return grpc::Slice(const_cast<char*>(data), bytes, ReleaseOwner,
                      new std::shared_ptr<HostBlock>(owner));
 }
-
-}  // namespace
 
 std::shared_ptr<HostBlock> HeapBlock(size_t bytes) {
   char* p = new char[bytes > 0 ? bytes : 1];

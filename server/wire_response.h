@@ -16,6 +16,7 @@
 #include <string>
 
 #include <grpcpp/support/byte_buffer.h>
+#include <grpcpp/support/slice.h>
 
 #include "hbsa/v1/attention.pb.h"
 
@@ -67,6 +68,10 @@ struct ResponseParts {
 // The serialized AttendResponse of `parts` (out and lse referenced, not copied). The framing
 // time is added to timings.response_seconds.
 grpc::ByteBuffer BuildAttendResponse(const ResponseParts& parts);
+
+// A slice over `bytes` of `owner`'s memory, not copied: gRPC keeps the owner alive while it
+// holds the slice (the v2 front end frames its responses with it too).
+grpc::Slice OwnedSlice(const char* data, size_t bytes, const std::shared_ptr<HostBlock>& owner);
 
 // A serialized (small) message as a one-slice ByteBuffer.
 grpc::ByteBuffer SerializeSmall(const google::protobuf::MessageLite& message);

@@ -10,6 +10,7 @@ built) and HBSA_BUILD_DIR (the CMake build tree).
 from __future__ import annotations
 
 import contextlib
+import copy
 import os
 import re
 import shutil
@@ -55,6 +56,26 @@ def render(overlay: str, kubectl: str | None = None) -> list[dict]:
     res = run([kubectl or tool("kubectl"), "kustomize", str(K8S / "overlays" / overlay)])
     assert res.returncode == 0, f"kubectl kustomize {overlay} failed:\n{res.stderr}"
     return [d for d in yaml.safe_load_all(res.stdout) if d]
+
+
+def strict(schema):
+    """A CRD structural schema made strict as `kubectl apply --validate=strict` is: objects that
+    list their properties and do not preserve unknown fields reject others."""
+    s = copy.deepcopy(schema)
+
+    def walk(node):
+        if isinstance(node, dict):
+            if ("properties" in node and "additionalProperties" not in node
+                    and not node.get("x-kubernetes-preserve-unknown-fields")):
+                node["additionalProperties"] = False
+            for v in node.values():
+                walk(v)
+        elif isinstance(node, list):
+            for v in node:
+                walk(v)
+
+    walk(s)
+    return s
 
 
 def find(objs: list[dict], kind: str, name: str | None = None) -> dict:

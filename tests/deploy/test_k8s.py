@@ -21,7 +21,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from conftest import DATA, OBS, OVERLAYS, VENV_BIN, find, render
+from conftest import DATA, OBS, OVERLAYS, VENV_BIN, find, render, strict
 
 OLDEST_VERSION = "1.33.0"
 VERSIONS = sorted({OLDEST_VERSION, kubernetes_validate.latest_version()})
@@ -40,26 +40,6 @@ def pod_spec(objs):
 def container(objs):
     (c,) = pod_spec(objs)["containers"]
     return c
-
-
-def strict(schema):
-    """A CRD structural schema made strict as `kubectl apply --validate=strict` is: objects that
-    list their properties and do not preserve unknown fields reject others."""
-    s = copy.deepcopy(schema)
-
-    def walk(node):
-        if isinstance(node, dict):
-            if ("properties" in node and "additionalProperties" not in node
-                    and not node.get("x-kubernetes-preserve-unknown-fields")):
-                node["additionalProperties"] = False
-            for v in node.values():
-                walk(v)
-        elif isinstance(node, list):
-            for v in node:
-                walk(v)
-
-    walk(s)
-    return s
 
 
 SERVICE_MONITOR_SCHEMA = strict(json.loads((DATA / "servicemonitor.v1.schema.json").read_text()))
