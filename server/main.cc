@@ -34,6 +34,8 @@
 #include "scheduler.h"
 #include "security.h"
 #include "service.h"
+#include "session_service.h"
+#include "session_store.h"
 #include "shm.h"
 #include "warmup.h"
 
@@ -262,6 +264,18 @@ int Serve(const ServerConfig& config, const sigset_t& signals) {
   options.stream_max_inflight = config.stream_max_inflight;
   options.capabilities = BuildCapabilities(config, executors.front()->backend(), executors, budget);
   AttentionService service(options, &scheduler, &metrics, &shm);
+  // Sessions of resident K/V: one page pool per executor device (host memory in this step).
+  SessionStoreOptions so;
+  so.devices.clear();
+  for (const auto& e : executors) so.devices.push_back(e->device());
+  so.memory_bytes_per_device = config.session_memory_bytes;
+  so.page_bytes = config.session_page_bytes;
+  so.default_ttl_seconds = config.session_ttl_seconds;
+  so.max_ttl_seconds = config.session_max_ttl_seconds;
+  so.evict_lru = config.session_evict_lru;
+  so.max_sessions = config.session_max;
+  SessionStore sessions(so, &metrics);
+  SessionService session_service(options.limits, &sessions, &scheduler, &metrics, &service);
 
   grpc::EnableDefaultHealthCheckService(true);
   // The health-only port carries neither reflection nor the API.
@@ -288,6 +302,7 @@ int Serve(const ServerConfig& config, const sigset_t& signals) {
   int port = 0;
   builder.AddListeningPort(config.listen, *credentials, &port);
   builder.RegisterService(&service);
+  builder.RegisterService(&session_service);
   builder.SetMaxReceiveMessageSize(static_cast<int>(config.max_message_bytes));
   builder.SetMaxSendMessageSize(static_cast<int>(config.max_message_bytes));
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
@@ -327,7 +342,14 @@ int Serve(const ServerConfig& config, const sigset_t& signals) {
                std::chrono::duration<double>(Clock::now() - w0).count());
 
   std::unique_lock<std::mutex> lock(stop.mu);
-  stop.cv.wait(lock, [&] { return stop.signal != 0 || !stop.fatal.empty(); });
+  // Wakes once a second to evict idle sessions past their TTL (calls evict them too), so their
+  // pages return and the gauges fall without traffic.
+  while (!stop.cv.wait_for(lock, std::chrono::seconds(1),
+                           [&] { return stop.signal != 0 || !stop.fatal.empty(); })) {
+    lock.unlock();
+    sessions.EvictExpired();
+    lock.lock();
+  }
   const std::string fatal = stop.fatal;
   const int sig = stop.signal;
   lock.unlock();
