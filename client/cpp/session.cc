@@ -241,11 +241,18 @@ absl::Status Session::Close(const CallOptions& call) {
 }
 
 uint64_t RouteHash(std::string_view bytes) {
-  uint64_t h = 14695981039346656037ull;
+  uint64_t h = 14695981039346656037ull;  // FNV-1a 64
   for (unsigned char c : bytes) {
     h ^= c;
     h *= 1099511628211ull;
   }
+  // MurmurHash3's fmix64: FNV-1a alone hardly moves the high bits for keys that differ in their
+  // last bytes ("addr#0", "addr#1", ...), which would bunch an address's points on the ring.
+  h ^= h >> 33;
+  h *= 0xff51afd7ed558ccdull;
+  h ^= h >> 33;
+  h *= 0xc4ceb9fe1a85ec53ull;
+  h ^= h >> 33;
   return h;
 }
 

@@ -122,8 +122,8 @@ class Session {
 // Kubernetes Service): a session lives on one server, so every call about it must reach that
 // server. The router maps a caller-chosen routing key (a conversation or request id) to one
 // address by consistent hashing: each address owns `virtual_nodes` points on a 64-bit ring
-// (FNV-1a of "<address>#<i>"), and a key (FNV-1a of its bytes) belongs to the first point at or
-// after it. Every client with the same address list picks the same replica for a key; when an
+// (RouteHash of "<address>#<i>"), and a key (RouteHash of its bytes) belongs to the first point at
+// or after it. Every client with the same address list picks the same replica for a key; when an
 // address joins or leaves, only the keys of the ring arcs it gains or loses move (their sessions
 // answer NOT_FOUND and are reopened). A Session opened through the router keeps its channel.
 // Thread-safe after construction.
@@ -147,7 +147,9 @@ class SessionRouter {
   std::string bearer_token_;
 };
 
-// FNV-1a, 64 bits: the router's hash (the Python client's hbsa.SessionRouter uses the same).
+// The router's hash: FNV-1a 64 of the bytes, then MurmurHash3's 64-bit finalizer (fmix64), so
+// that keys differing only in their last bytes spread over the ring. The Python client's
+// hbsa.route_hash is the same function.
 uint64_t RouteHash(std::string_view bytes);
 
 // "host:port" -> the sorted "ip:port" addresses the host resolves to (getaddrinfo, IPv4 and

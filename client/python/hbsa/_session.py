@@ -169,13 +169,19 @@ _FNV_OFFSET, _FNV_PRIME, _MASK64 = 14695981039346656037, 1099511628211, (1 << 64
 
 
 def route_hash(data):
-    """FNV-1a, 64 bits, of `data` (bytes or str, UTF-8): the router's hash, the same as the C++
-    client's hbsa::client::RouteHash."""
+    """The router's hash of `data` (bytes or str, UTF-8): FNV-1a 64, then MurmurHash3's fmix64
+    (so keys differing only in their last bytes spread over the ring); the same function as
+    the C++ client's hbsa::client::RouteHash."""
     if isinstance(data, str):
         data = data.encode()
     h = _FNV_OFFSET
     for c in data:
         h = ((h ^ c) * _FNV_PRIME) & _MASK64
+    h ^= h >> 33
+    h = (h * 0xff51afd7ed558ccd) & _MASK64
+    h ^= h >> 33
+    h = (h * 0xc4ceb9fe1a85ec53) & _MASK64
+    h ^= h >> 33
     return h
 
 
