@@ -275,9 +275,16 @@ int main(int argc, char** argv) {
             threads.emplace_back([&, i] {
               std::mt19937 rng(7 * i + static_cast<int>(1000 * sparsity));
               Run& r = runs[i];
-              // Steps of this pass: new rows are appended to a local copy for the full mode,
-              // and to the session in session mode (full mode leaves the session alone).
-              std::vector<uint16_t> k = ks[i], v = vs[i];
+              // The K/V this pass attends to: session mode appends each step's row to the
+              // session and to ks[i]/vs[i] (which mirror it); full mode works on a copy and
+              // leaves the session alone.
+              std::vector<uint16_t> k_copy, v_copy;
+              if (full) {
+                k_copy = ks[i];
+                v_copy = vs[i];
+              }
+              std::vector<uint16_t>& k = full ? k_copy : ks[i];
+              std::vector<uint16_t>& v = full ? v_copy : vs[i];
               int64_t length = static_cast<int64_t>(k.size() / row);
               Session& s = sessions[i];
               for (int step = 0; step < f.steps; ++step) {
@@ -360,10 +367,6 @@ int main(int argc, char** argv) {
                   r.latency.push_back(seconds);  // not the checked step
                 r.kernel.push_back(res->server_timings.kernel_seconds());
                 r.request_bytes += res->request_bytes;
-              }
-              if (!full) {  // the session holds the new rows now: so does the local copy
-                ks[i] = std::move(k);
-                vs[i] = std::move(v);
               }
             });
           }
