@@ -344,8 +344,9 @@ int main(int argc, char** argv) {
                   a.q = {q.data(), q.size() * 2};
                   a.k = {k.data(), k.size() * 2};
                   a.v = {v.data(), v.size() * 2};
-                  absl::StatusOr<hbsa::client::AttendResult> fr =
-                      client.Attend(a, {.mask_form = hbsa::client::MaskForm::kCompact}, call);
+                  hbsa::client::RequestOptions ro;
+                  ro.mask_form = hbsa::client::MaskForm::kCompact;
+                  absl::StatusOr<hbsa::client::AttendResult> fr = client.Attend(a, ro, call);
                   if (!full && fr.ok() && res.ok()) {
                     double m = 0;
                     const auto* x = reinterpret_cast<const uint16_t*>(res->out.data());
