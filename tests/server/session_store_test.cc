@@ -12,6 +12,7 @@
 #include <numeric>
 #include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "page_pool.h"
@@ -301,6 +302,52 @@ TEST(SessionStore, LruEvictsTheLeastRecentlyUsedOtherSessions) {
             std::string::npos)
       << huge;
   EXPECT_EQ(store.open_sessions(), 2);
+}
+
+// Threads stepping their own sessions while another opens, fills and closes sessions until the
+// pool is full (its appends then refused: eviction off, so the steppers cannot be evicted):
+// every gather reads exactly its own session's rows.
+TEST(SessionStore, ConcurrentSessionsReadOnlyTheirOwnRows) {
+  SessionStoreOptions o;
+  o.memory_bytes_per_device = 64 * 256;
+  o.page_bytes = 256;
+  o.evict_lru = false;
+  SessionStore store(o, nullptr);
+  constexpr int kThreads = 4, kSteps = 40;
+  std::vector<std::string> ids;
+  for (int t = 0; t < kThreads; ++t) {
+    absl::StatusOr<OpenedSession> s = store.Open(Shape(/*capacity=*/kSteps + 4));
+    ASSERT_TRUE(s.ok());
+    ids.push_back(s->id);
+  }
+  std::vector<std::thread> threads;
+  std::vector<int> bad(kThreads, 0);
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      // Sequence id "a".."d" so that Rows() encodes the thread in every element.
+      const std::string seq(1, static_cast<char>('a' + t));
+      for (int step = 0; step < kSteps; ++step) {
+        std::vector<int64_t> lengths;
+        std::vector<float> kv = Gathered(&store, ids[t], {seq}, &lengths, Rows({seq}, {1}, {step}));
+        if (lengths != std::vector<int64_t>({step + 1})) ++bad[t];
+        for (int r = 0; r <= step; ++r) {
+          for (int e = 0; e < kRowFloats; ++e) {
+            if (kv[r * kRowFloats + e] != 1000.0f * t + 10.0f * r + e) ++bad[t];
+          }
+        }
+      }
+    });
+  }
+  threads.emplace_back([&] {  // churn: sessions without reservation, filling the rest of the pool
+    for (int i = 0; i < 60; ++i) {
+      absl::StatusOr<OpenedSession> s = store.Open(Shape());
+      if (!s.ok()) continue;
+      store.Append(s->id, Rows({"z"}, {9}, {0})).IgnoreError();
+      if (i % 2 == 0) store.Close(s->id).IgnoreError();
+    }
+  });
+  for (std::thread& th : threads) th.join();
+  for (int t = 0; t < kThreads; ++t) EXPECT_EQ(bad[t], 0) << "thread " << t;
 }
 
 TEST(SessionStore, OpenChecksNameTheField) {

@@ -14,6 +14,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <future>
 #include <map>
 #include <random>
 #include <string>
@@ -491,6 +492,45 @@ TEST(Sessions, TtlEvictionCloseAndLruAnswerNotFoundWithTheReason) {
   EXPECT_EQ(MetricValue(text, "hbsa_session_evictions_total{cause=\"lru\"}").value_or(-1), 1);
   EXPECT_EQ(MetricValue(text, "hbsa_sessions_open{device=\"cpu\"}").value_or(-1), 1);
   EXPECT_EQ(MetricValue(text, "hbsa_session_pages_used{device=\"cpu\"}").value_or(-1), 3);
+}
+
+TEST(Sessions, DrainFinishesTheStepInFlightAndRefusesNewSessionCalls) {
+  std::vector<std::string> args = kServerArgs;
+  args.insert(args.end(), {"--test-executor-delay-ms", "800", "--cpu-threads", "1"});
+  auto server = ServerProcess::Start(args);
+  ASSERT_NE(server, nullptr);
+  auto sessions = v1::Sessions::NewStub(server->channel());
+  const std::string id = Open(sessions.get()).session_id();
+  ASSERT_TRUE(AppendRows(sessions.get(), id, "x", 6).ok());
+  std::mt19937 rng(4);
+  v1::AttendSessionRequest r;
+  r.set_session_id(id);
+  r.add_sequence_ids("x");
+  *r.mutable_q() = Tensor(Random(&rng, kHq * kD), 1, kHq);
+  r.add_cu_seqlens_q(0);
+  r.add_cu_seqlens_q(1);
+  r.set_q_block_size(kSq);
+  r.set_k_block_size(kSk);
+  r.mutable_dense_mask()->add_shape(kHk);
+  r.mutable_dense_mask()->add_shape(1);
+  r.mutable_dense_mask()->add_shape(2);  // 6 keys, Sk = 3
+  r.mutable_dense_mask()->set_bits(std::string(1, '\x0f'));
+  v1::AttendSessionResponse resp;
+  grpc::ClientContext ctx;
+  std::promise<grpc::Status> done;
+  sessions->async()->AttendSession(&ctx, &r, &resp, [&](grpc::Status s) { done.set_value(s); });
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));  // the step is computing
+  ASSERT_EQ(kill(server->pid(), SIGTERM), 0);
+  std::this_thread::sleep_for(std::chrono::milliseconds(150));
+  grpc::Status s;
+  Open(sessions.get(), 0, 0, &s);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::UNAVAILABLE) << s.error_message();
+  EXPECT_NE(s.error_message().find("draining"), std::string::npos) << s.error_message();
+  const grpc::Status step = done.get_future().get();
+  EXPECT_TRUE(step.ok()) << step.error_message();
+  EXPECT_EQ(resp.sequence_lengths(0), 6);
+  EXPECT_EQ(resp.attention().out().data().size(), size_t{kHq * kD * 4});
+  EXPECT_EQ(server->Wait(std::chrono::seconds(20)).value_or(-99), 0);
 }
 
 TEST(Sessions, ARestartedServerSaysTheSessionIsGone) {
