@@ -20,6 +20,7 @@ using TimePoint = std::chrono::steady_clock::time_point;
 
 constexpr size_t kMaxGone = 65536;  // gone ids remembered for their NOT_FOUND message
 constexpr size_t kMaxSequenceIdBytes = 128;
+constexpr size_t kMaxSessionIdBytes = 64;
 
 absl::Status Invalid(std::string msg) { return absl::InvalidArgumentError(std::move(msg)); }
 
@@ -35,6 +36,22 @@ double Seconds(std::chrono::steady_clock::duration d) {
 
 std::string DeviceName(int device) {
   return device < 0 ? std::string("cpu") : absl::StrCat("GPU ", device);
+}
+
+// Ids travel into error messages and log lines: printable ASCII only (no forged log lines),
+// 1 to `max` bytes. Refused without echoing the value.
+absl::Status CheckId(const std::string& field, const std::string& id, size_t max) {
+  if (id.empty() || id.size() > max) {
+    return Invalid(absl::StrCat(field, " must be 1 to ", max, " bytes; got ", id.size()));
+  }
+  for (size_t i = 0; i < id.size(); ++i) {
+    const unsigned char c = static_cast<unsigned char>(id[i]);
+    if (c < 0x21 || c > 0x7e) {
+      return Invalid(absl::StrCat(field, " must be printable ASCII without spaces; byte ", i,
+                                  " is 0x", absl::Hex(c, absl::kZeroPad2)));
+    }
+  }
+  return absl::OkStatus();
 }
 
 std::string ShapeText(const v1::Tensor& t) {
@@ -108,7 +125,8 @@ absl::StatusOr<OpenedSession> SessionStore::Open(const v1::OpenSessionRequest& r
   for (size_t i = 1; i < pools_.size(); ++i) {
     if (pools_[i]->free_pages() > pools_[pool]->free_pages()) pool = static_cast<int>(i);
   }
-  const int64_t reserve_pages = (r.capacity_tokens() + page_tokens - 1) / page_tokens;
+  const int64_t reserve_pages =
+      r.capacity_tokens() / page_tokens + (r.capacity_tokens() % page_tokens != 0);
   if (reserve_pages > pools_[pool]->total_pages()) {
     return absl::ResourceExhaustedError(absl::StrCat(
         "capacity_tokens (", r.capacity_tokens(), ") needs ", reserve_pages, " pages of ",
@@ -159,6 +177,7 @@ absl::StatusOr<OpenedSession> SessionStore::Open(const v1::OpenSessionRequest& r
 
 absl::StatusOr<SessionStore::Session*> SessionStore::FindLocked(const std::string& id) {
   if (id.empty()) return Invalid("session_id must be set (the id OpenSession returned)");
+  if (absl::Status st = CheckId("session_id", id, kMaxSessionIdBytes); !st.ok()) return st;
   auto it = sessions_.find(id);
   if (it != sessions_.end()) return &it->second;
   if (auto g = gone_.find(id); g != gone_.end()) {
@@ -200,9 +219,10 @@ absl::StatusOr<SessionStore::CheckedRows> SessionStore::CheckRows(const Session&
   std::set<std::string> seen;
   for (int i = 0; i < n; ++i) {
     const std::string& sid = rows.sequence_ids(i);
-    if (sid.empty() || sid.size() > kMaxSequenceIdBytes) {
-      return Invalid(absl::StrCat(field, ".sequence_ids[", i, "] must be 1 to ",
-                                  kMaxSequenceIdBytes, " bytes; got ", sid.size()));
+    if (absl::Status st =
+            CheckId(absl::StrCat(field, ".sequence_ids[", i, "]"), sid, kMaxSequenceIdBytes);
+        !st.ok()) {
+      return st;
     }
     if (!seen.insert(sid).second) {
       return Invalid(absl::StrCat(field, ".sequence_ids[", i, "] (\"", sid, "\") appears twice"));
@@ -249,7 +269,9 @@ absl::StatusOr<SessionStore::CheckedRows> SessionStore::CheckRows(const Session&
                                 total, "); got ", rows.cu_seqlens(n)));
   }
   for (const auto& [t, name] : {std::pair{&rows.k(), "k"}, std::pair{&rows.v(), "v"}}) {
-    if (static_cast<int64_t>(t->data().size()) != total * s.row_bytes) {
+    // total <= bytes / row_bytes first, so the product cannot overflow.
+    const int64_t bytes = static_cast<int64_t>(t->data().size());
+    if (total > bytes / s.row_bytes || bytes != total * s.row_bytes) {
       return Invalid(absl::StrCat(field, ".", name, ".data must hold ", total * s.row_bytes,
                                   " bytes (shape ", ShapeText(*t), " of ", v1::DType_Name(want),
                                   "); got ", t->data().size()));
@@ -387,6 +409,10 @@ absl::StatusOr<std::vector<int64_t>> SessionStore::Attend(
   view.device = options_.devices[s->pool];
   for (size_t i = 0; i < sequence_ids.size(); ++i) {
     const std::string& sid = sequence_ids[i];
+    if (absl::Status st = CheckId(absl::StrCat("sequence_ids[", i, "]"), sid, kMaxSequenceIdBytes);
+        !st.ok()) {
+      return st;
+    }
     if (!seen.insert(sid).second) {
       return Invalid(absl::StrCat("sequence_ids[", i, "] (\"", sid, "\") appears twice"));
     }

@@ -271,6 +271,20 @@ TEST(SessionStore, TtlEvictionAndGoneMessages) {
       << unknown;
   EXPECT_EQ(store.Append("", Rows({"a"}, {1}, {0})).status().code(),
             absl::StatusCode::kInvalidArgument);
+  // Ids reach messages and logs: control bytes and spaces are refused, and not echoed.
+  absl::Status forged = store.Append("x\nWARN forged", Rows({"a"}, {1}, {0})).status();
+  EXPECT_EQ(forged.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(std::string(forged.message())
+                .find("session_id must be printable ASCII without spaces; byte 1 is 0x0a"),
+            std::string::npos)
+      << forged;
+  EXPECT_EQ(std::string(forged.message()).find("forged"), std::string::npos);
+  absl::StatusOr<OpenedSession> d = store.Open(Shape());
+  ASSERT_TRUE(d.ok());
+  absl::Status spaced = store.Append(d->id, Rows({"a b"}, {1}, {0})).status();
+  EXPECT_NE(std::string(spaced.message()).find("rows.sequence_ids[0] must be printable ASCII"),
+            std::string::npos)
+      << spaced;
 }
 
 TEST(SessionStore, LruEvictsTheLeastRecentlyUsedOtherSessions) {
