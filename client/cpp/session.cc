@@ -124,7 +124,10 @@ Session& Session::operator=(Session&& other) noexcept {
 }
 
 Session::~Session() {
-  if (open()) Close(CallOptions{.timeout = std::chrono::milliseconds(5000)}).IgnoreError();
+  if (!open()) return;
+  CallOptions call;
+  call.timeout = std::chrono::milliseconds(5000);
+  Close(call).IgnoreError();
 }
 
 absl::StatusOr<std::vector<int64_t>> Session::Append(const SequenceRows& rows,
