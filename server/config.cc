@@ -230,6 +230,52 @@ const std::vector<Setting>& Settings() {
        "Dynamic batching: how long the oldest request of a batch may wait for companions, in "
        "microseconds (never past a request's deadline). 0 merges only what is already waiting.",
        IntSetter<int>("batch-max-delay-us", &ServerConfig::batch_max_delay_us, 0, 1000000)},
+      {"session-memory-bytes", "HBSA_SESSION_MEMORY_BYTES", "N", "1073741824",
+       "Sessions (resident K/V): page memory per device, taken from host memory at start "
+       "(first step: host memory on every backend). An append or attend that needs more pages "
+       "than are free (after eviction) gets RESOURCE_EXHAUSTED. 0 turns sessions off.",
+       IntSetter<int64_t>("session-memory-bytes", &ServerConfig::session_memory_bytes, 0,
+                          int64_t{1} << 44)},
+      {"session-page-bytes", "HBSA_SESSION_PAGE_BYTES", "N", "65536",
+       "Sessions: bytes of one page. A page holds the K and V rows of page_tokens tokens, "
+       "page_tokens = N / (2 * Hk * D * dtype size), e.g. 16 tokens for Hk = 8, D = 128, bf16 "
+       "at the default. One pool serves sessions of every shape, so the page is fixed in bytes.",
+       IntSetter<int64_t>("session-page-bytes", &ServerConfig::session_page_bytes, 256,
+                          int64_t{1} << 30)},
+      {"session-ttl-seconds", "HBSA_SESSION_TTL_SECONDS", "S", "600",
+       "Sessions: idle time after which a session is evicted (calls on it then get NOT_FOUND "
+       "saying so), when OpenSession does not ask for another TTL.",
+       [](absl::string_view v, ServerConfig* c) {
+         double s = 0;
+         if (!absl::SimpleAtod(v, &s) || !(s > 0) || s > 31536000) {
+           return Bad("session-ttl-seconds", v, "must be a number of seconds in (0, 31536000]");
+         }
+         c->session_ttl_seconds = s;
+         return absl::OkStatus();
+       }},
+      {"session-max-ttl-seconds", "HBSA_SESSION_MAX_TTL_SECONDS", "S", "86400",
+       "Sessions: the largest idle TTL OpenSession may ask for (larger requests are clamped).",
+       [](absl::string_view v, ServerConfig* c) {
+         double s = 0;
+         if (!absl::SimpleAtod(v, &s) || !(s > 0) || s > 31536000) {
+           return Bad("session-max-ttl-seconds", v, "must be a number of seconds in (0, 31536000]");
+         }
+         c->session_max_ttl_seconds = s;
+         return absl::OkStatus();
+       }},
+      {"session-eviction", "HBSA_SESSION_EVICTION", "lru|none", "lru",
+       "Sessions: when the page pool is full, evict the least recently used other sessions "
+       "(lru) or refuse the call with RESOURCE_EXHAUSTED (none). TTL eviction applies always.",
+       [](absl::string_view v, ServerConfig* c) {
+         if (v == "lru") c->session_evict_lru = true;
+         else if (v == "none") c->session_evict_lru = false;
+         else return Bad("session-eviction", v, "must be lru or none");
+         return absl::OkStatus();
+       }},
+      {"session-max", "HBSA_SESSION_MAX", "N", "4096",
+       "Sessions: most sessions open at once; OpenSession past it gets RESOURCE_EXHAUSTED "
+       "(after evicting expired sessions, and the least recently used one under lru).",
+       IntSetter<int>("session-max", &ServerConfig::session_max, 1, 1 << 24)},
       {"test-executor-delay-ms", "HBSA_TEST_EXECUTOR_DELAY_MS", "MS", "0",
        "TEST ONLY: each request sleeps this long on its executor before computing, so tests "
        "can fill the queue and observe deadlines, cancellation and drains.",
@@ -369,6 +415,9 @@ std::string DescribeConfig(const ServerConfig& c) {
       " stream_max_inflight=", c.stream_max_inflight, " staging_threads=", c.staging_threads,
       " host_staging_bytes=", c.host_staging_bytes, " batch_max_tokens=", c.batch_max_tokens,
       " batch_max_delay_us=", c.batch_max_delay_us,
+      " session_memory_bytes=", c.session_memory_bytes, " session_page_bytes=",
+      c.session_page_bytes, " session_ttl_seconds=", c.session_ttl_seconds,
+      " session_eviction=", c.session_evict_lru ? "lru" : "none", " session_max=", c.session_max,
       c.test_executor_delay_ms > 0 ? absl::StrCat(" TEST executor_delay_ms=", c.test_executor_delay_ms) : "",
       c.test_warmup_delay_ms > 0 ? absl::StrCat(" TEST warmup_delay_ms=", c.test_warmup_delay_ms) : "",
       c.test_device_lost_after >= 0

@@ -59,6 +59,15 @@ struct ServerConfig {
   int64_t host_staging_bytes = 0;                // CUDA: pinned staging arena per GPU; 0 = 4 GiB
   int64_t batch_max_tokens = 16384;              // dynamic batching token budget; 0 = off
   int batch_max_delay_us = 0;                    // how long a batch may wait for companions
+  // Sessions of resident K/V (session_store.h): page memory per device, the page size, the
+  // idle TTL (default and maximum a session may ask for), LRU eviction when the pool is full,
+  // and the most sessions open at once.
+  int64_t session_memory_bytes = int64_t{1} << 30;  // page pool per device; 0 = sessions off
+  int64_t session_page_bytes = 65536;                // one page (K and V of its tokens)
+  double session_ttl_seconds = 600;                  // default idle TTL
+  double session_max_ttl_seconds = 86400;            // largest TTL a session may ask for
+  bool session_evict_lru = true;                     // evict least recently used when full
+  int session_max = 4096;                            // sessions open at once
   // Test-only knobs (documented as such in --help): slow the executor down by this many
   // milliseconds per request, and hold warm-up this long, so tests can observe queueing,
   // deadlines, cancellation, health transitions and drains deterministically.

@@ -38,6 +38,8 @@
 #include "oip_service.h"
 #include "service.h"
 #include "serving_state.h"
+#include "session_service.h"
+#include "session_store.h"
 #include "shm.h"
 #include "warmup.h"
 
@@ -271,6 +273,18 @@ int Serve(const ServerConfig& config, const sigset_t& signals) {
   // The Open Inference Protocol v2 front end on the same port, over the same pipeline.
   ServingState serving;
   OipService oip_service(&service, &serving, HBSA_VERSION);
+  // Sessions of resident K/V: one page pool per executor device (host memory in this step).
+  SessionStoreOptions so;
+  so.devices.clear();
+  for (const auto& e : executors) so.devices.push_back(e->device());
+  so.memory_bytes_per_device = config.session_memory_bytes;
+  so.page_bytes = config.session_page_bytes;
+  so.default_ttl_seconds = config.session_ttl_seconds;
+  so.max_ttl_seconds = config.session_max_ttl_seconds;
+  so.evict_lru = config.session_evict_lru;
+  so.max_sessions = config.session_max;
+  SessionStore sessions(so, &metrics);
+  SessionService session_service(options.limits, &sessions, &scheduler, &metrics, &service);
 
   grpc::EnableDefaultHealthCheckService(true);
   // The health-only port carries neither reflection nor the API.
@@ -298,6 +312,7 @@ int Serve(const ServerConfig& config, const sigset_t& signals) {
   builder.AddListeningPort(config.listen, *credentials, &port);
   builder.RegisterService(&service);
   builder.RegisterService(&oip_service);
+  builder.RegisterService(&session_service);
   builder.SetMaxReceiveMessageSize(static_cast<int>(config.max_message_bytes));
   builder.SetMaxSendMessageSize(static_cast<int>(config.max_message_bytes));
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
@@ -337,7 +352,14 @@ int Serve(const ServerConfig& config, const sigset_t& signals) {
                std::chrono::duration<double>(Clock::now() - w0).count());
 
   std::unique_lock<std::mutex> lock(stop.mu);
-  stop.cv.wait(lock, [&] { return stop.signal != 0 || !stop.fatal.empty(); });
+  // Wakes once a second to evict idle sessions past their TTL (calls evict them too), so their
+  // pages return and the gauges fall without traffic.
+  while (!stop.cv.wait_for(lock, std::chrono::seconds(1),
+                           [&] { return stop.signal != 0 || !stop.fatal.empty(); })) {
+    lock.unlock();
+    sessions.EvictExpired();
+    lock.lock();
+  }
   const std::string fatal = stop.fatal;
   const int sig = stop.signal;
   lock.unlock();

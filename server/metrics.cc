@@ -75,6 +75,7 @@ Metrics::Metrics(absl::string_view version, absl::string_view backend)
       .Register(*registry_)
       .Add({{"version", std::string(version)}, {"backend", std::string(backend)}})
       .Set(1);
+  RegisterSessionFamilies();
 }
 
 Metrics::~Metrics() = default;
@@ -130,5 +131,50 @@ void Metrics::AddStreamBusy(prometheus::Counter* counter, double seconds) {
 }
 
 void Metrics::ObserveBatchSize(int requests) { batch_size_->Observe(requests); }
+
+// --- Sessions of resident K/V ---
+
+void Metrics::RegisterSessionFamilies() {
+  using prometheus::BuildCounter;
+  using prometheus::BuildGauge;
+  using prometheus::BuildHistogram;
+  session_open_ = &BuildGauge().Name("hbsa_sessions_open")
+                       .Help("Sessions of resident K/V open, per device").Register(*registry_);
+  session_pages_used_ = &BuildGauge().Name("hbsa_session_pages_used")
+                             .Help("Pages of the session page pool in use (page tables and "
+                                   "reservations), per device").Register(*registry_);
+  session_pages_total_ = &BuildGauge().Name("hbsa_session_pages_total")
+                              .Help("Pages in the session page pool, per device").Register(*registry_);
+  session_resident_bytes_ = &BuildGauge().Name("hbsa_session_resident_bytes")
+                                 .Help("Bytes of the session pages in use, per device").Register(*registry_);
+  session_evictions_ = &BuildCounter().Name("hbsa_session_evictions_total")
+                            .Help("Sessions evicted, by cause: ttl (idle past its TTL) or lru (least "
+                                  "recently used, to make room in a full pool)").Register(*registry_);
+  for (const char* cause : {"ttl", "lru"}) session_evictions_->Add({{"cause", cause}});
+  session_append_ = &BuildHistogram().Name("hbsa_session_append_duration_seconds")
+                         .Help("Server time of one successful Append (checks, pages, copy)")
+                         .Register(*registry_).Add({}, LatencyBuckets());
+  session_step_ = &BuildHistogram().Name("hbsa_session_step_duration_seconds")
+                       .Help("Server time of one successful AttendSession: received until the "
+                             "response was ready (append, gather, queue, compute)")
+                       .Register(*registry_).Add({}, LatencyBuckets());
+}
+
+void Metrics::SetSessionPool(const std::string& device, int64_t sessions, int64_t used_pages,
+                             int64_t total_pages, int64_t resident_bytes) {
+  session_open_->Add({{"device", device}}).Set(static_cast<double>(sessions));
+  session_pages_used_->Add({{"device", device}}).Set(static_cast<double>(used_pages));
+  session_pages_total_->Add({{"device", device}}).Set(static_cast<double>(total_pages));
+  session_resident_bytes_->Add({{"device", device}}).Set(static_cast<double>(resident_bytes));
+}
+
+void Metrics::AddSessionEviction(absl::string_view cause) {
+  session_evictions_->Add({{"cause", std::string(cause)}}).Increment();
+}
+
+void Metrics::ObserveSessionAppend(double seconds) { session_append_->Observe(seconds); }
+void Metrics::ObserveSessionStep(double seconds) { session_step_->Observe(seconds); }
+
+// --- end of sessions ---
 
 }  // namespace hbsa::server

@@ -73,7 +73,28 @@ class Metrics {
   // Requests merged into the launch that computed one successful request.
   void ObserveBatchSize(int requests);
 
+  // --- Sessions of resident K/V (session_store.h, session_service.h) ---
+  // Per device ("cpu" or the ordinal): open sessions, pages in use and in the pool, bytes of
+  // the pages in use.
+  void SetSessionPool(const std::string& device, int64_t sessions, int64_t used_pages,
+                      int64_t total_pages, int64_t resident_bytes);
+  // One session evicted; `cause` is "ttl" or "lru".
+  void AddSessionEviction(absl::string_view cause);
+  // Server time of one successful Append, and of one successful AttendSession (a step).
+  void ObserveSessionAppend(double seconds);
+  void ObserveSessionStep(double seconds);
+
  private:
+  void RegisterSessionFamilies();  // called once by the constructor
+  prometheus::Family<prometheus::Gauge>* session_open_ = nullptr;
+  prometheus::Family<prometheus::Gauge>* session_pages_used_ = nullptr;
+  prometheus::Family<prometheus::Gauge>* session_pages_total_ = nullptr;
+  prometheus::Family<prometheus::Gauge>* session_resident_bytes_ = nullptr;
+  prometheus::Family<prometheus::Counter>* session_evictions_ = nullptr;
+  prometheus::Histogram* session_append_ = nullptr;
+  prometheus::Histogram* session_step_ = nullptr;
+  // --- end of sessions ---
+
   std::shared_ptr<prometheus::Registry> registry_;
   std::unique_ptr<prometheus::Exposer> exposer_;
   prometheus::Family<prometheus::Counter>* requests_;

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # client/python/regen_stubs.sh: the Python package's gRPC stubs (hbsa/v1/attention_pb2.py,
-# attention_pb2.pyi, attention_pb2_grpc.py), generated from proto/hbsa/v1/attention.proto by a
-# pinned generator and committed, so installing the package runs no code generator.
+# attention_pb2.pyi, attention_pb2_grpc.py, and the same three for session.proto), generated
+# from proto/hbsa/v1/{attention,session}.proto by a pinned generator and committed, so
+# installing the package runs no code generator.
 #
 #   client/python/regen_stubs.sh [--check] [VENV_DIR]
 #     (no flag)  regenerate into client/python/hbsa/v1
@@ -30,13 +31,14 @@ fi
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 "$venv/bin/python" -m grpc_tools.protoc -I"$repo/proto" --python_out="$out" \
-  --grpc_python_out="$out" --pyi_out="$out" "$repo/proto/hbsa/v1/attention.proto"
-stubs="attention_pb2.py attention_pb2.pyi attention_pb2_grpc.py"
+  --grpc_python_out="$out" --pyi_out="$out" "$repo/proto/hbsa/v1/attention.proto" \
+  "$repo/proto/hbsa/v1/session.proto"
+stubs="attention_pb2.py attention_pb2.pyi attention_pb2_grpc.py session_pb2.py session_pb2.pyi session_pb2_grpc.py"
 if [ $check = 1 ]; then
   status=0
   for f in $stubs; do
     if ! cmp -s "$out/hbsa/v1/$f" "$here/hbsa/v1/$f"; then
-      echo "regen_stubs: client/python/hbsa/v1/$f differs from what $generator makes of proto/hbsa/v1/attention.proto (run client/python/regen_stubs.sh)"
+      echo "regen_stubs: client/python/hbsa/v1/$f differs from what $generator makes of proto/hbsa/v1/ (run client/python/regen_stubs.sh)"
       status=1
     fi
   done

@@ -156,6 +156,42 @@ TEST(Config, HelpDocumentsEveryFlagAndVariable) {
   }
 }
 
+TEST(Config, SessionFlags) {
+  absl::StatusOr<ServerConfig> d = ParseConfig({}, Env({}));
+  ASSERT_TRUE(d.ok());
+  EXPECT_EQ(d->session_memory_bytes, int64_t{1} << 30);
+  EXPECT_EQ(d->session_page_bytes, 65536);
+  EXPECT_EQ(d->session_ttl_seconds, 600);
+  EXPECT_TRUE(d->session_evict_lru);
+  EXPECT_EQ(d->session_max, 4096);
+  absl::StatusOr<ServerConfig> c =
+      ParseConfig({"--session-memory-bytes", "4096", "--session-page-bytes=1024", "--session-eviction",
+                   "none", "--session-ttl-seconds", "2.5", "--session-max-ttl-seconds", "60"},
+                  Env({{"HBSA_SESSION_MAX", "7"}}));
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->session_memory_bytes, 4096);
+  EXPECT_EQ(c->session_page_bytes, 1024);
+  EXPECT_FALSE(c->session_evict_lru);
+  EXPECT_EQ(c->session_ttl_seconds, 2.5);
+  EXPECT_EQ(c->session_max_ttl_seconds, 60);
+  EXPECT_EQ(c->session_max, 7);
+  for (const auto& [args, needle] : std::vector<std::pair<std::vector<std::string>, std::string>>{
+           {{"--session-eviction", "fifo"}, "must be lru or none"},
+           {{"--session-page-bytes", "100"}, "session-page-bytes"},
+           {{"--session-ttl-seconds", "0"}, "must be a number of seconds in (0, 31536000]"},
+           {{"--session-max", "0"}, "session-max"}}) {
+    absl::StatusOr<ServerConfig> bad = ParseConfig(args, Env({}));
+    ASSERT_FALSE(bad.ok()) << needle;
+    EXPECT_NE(bad.status().message().find(needle), absl::string_view::npos) << bad.status();
+  }
+  const std::string help = HelpText();
+  for (const char* s : {"--session-memory-bytes", "HBSA_SESSION_MEMORY_BYTES", "--session-page-bytes",
+                        "--session-ttl-seconds", "--session-max-ttl-seconds", "--session-eviction",
+                        "HBSA_SESSION_EVICTION", "--session-max"}) {
+    EXPECT_NE(help.find(s), std::string::npos) << s;
+  }
+}
+
 TEST(Config, VersionFlag) {
   absl::StatusOr<ServerConfig> c = ParseConfig({"--version"}, Env({}));
   ASSERT_TRUE(c.ok());

@@ -4,7 +4,8 @@
     client = hbsa.Client("localhost:50051")
     out = client.attend(q, k, v, cu_seqlens_q, cu_seqlens_k, block_mask, 32, 16, causal=True)
 
-Same argument order as upstream hbsattn's HBSAttention. hbsa.HBSAttention is the exact drop-in
+Same argument order as upstream hbsattn's HBSAttention. client.open_session(...) gives a
+Session of server-resident K/V (decode steps send only their new tokens; hbsa/_session.py). hbsa.HBSAttention is the exact drop-in
 for it (torch >= 2.4, server from $HBSA_TARGET; hbsa/_dropin.py): it is imported on first use,
 so `import hbsa` needs no torch. Errors are hbsa.HbsaError subclasses carrying the gRPC code and
 message.
@@ -14,17 +15,19 @@ from typing import TYPE_CHECKING, Any
 
 from ._client import AsyncClient, Client, build_request
 from ._masks import CompactMask, PerSequenceMask
+from ._session import Session, SessionRouter, route_hash
 from .errors import (CancelledError, DeadlineExceededError, HbsaError, InternalError,
                      InvalidArgumentAssertionError, InvalidArgumentError,
-                     InvalidArgumentValueError, ResourceExhaustedError, UnauthenticatedError,
-                     UnavailableError, UnimplementedError)
+                     InvalidArgumentValueError, NotFoundError, ResourceExhaustedError,
+                     UnauthenticatedError, UnavailableError, UnimplementedError)
 
 if TYPE_CHECKING:
     from ._dropin import HBSAttention
 
 # HBSAttention is left out of __all__ so that `from hbsa import *` does not import torch.
 __all__ = [
-    "AsyncClient", "Client", "build_request", "CompactMask", "PerSequenceMask",
+    "AsyncClient", "Client", "build_request", "CompactMask", "PerSequenceMask", "Session",
+    "SessionRouter", "route_hash", "NotFoundError",
     "HbsaError", "InvalidArgumentError", "InvalidArgumentValueError",
     "InvalidArgumentAssertionError", "UnimplementedError", "ResourceExhaustedError",
     "DeadlineExceededError", "CancelledError", "UnavailableError", "InternalError",

@@ -309,6 +309,16 @@ class Client(_Base):
         result, self.last_response = _unpack_raw(answer, req, name, q, return_lse, out, lse_out)
         return result
 
+    def open_session(self, dtype, num_heads_k, head_dim, capacity_tokens=0, ttl_seconds=0.0,
+                     timeout=None):
+        """Opens a Session of server-resident K/V (hbsa/_session.py) on this client's channel:
+        dtype "fp16"/"bf16"/"fp32" (or a torch dtype), Hk, D; capacity_tokens > 0 reserves
+        pages up front; ttl_seconds 0 = the server's default idle TTL. Use it as a context
+        manager: it is closed on exit."""
+        from ._session import Session
+        return Session(self._channel, timeout if timeout is not None else self.timeout, dtype,
+                       num_heads_k, head_dim, capacity_tokens, ttl_seconds)
+
     def capabilities(self):
         """The server's hbsa.v1.Capabilities message."""
         try:

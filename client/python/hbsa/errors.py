@@ -57,6 +57,12 @@ class UnavailableError(HbsaError):
     code = grpc.StatusCode.UNAVAILABLE
 
 
+class NotFoundError(HbsaError):
+    """A session is gone (closed, evicted by TTL or LRU, or its server restarted: the message
+    says which), or a sequence the session does not hold. Open a new session."""
+    code = grpc.StatusCode.NOT_FOUND
+
+
 class InternalError(HbsaError):
     code = grpc.StatusCode.INTERNAL
 
@@ -68,7 +74,7 @@ class UnauthenticatedError(HbsaError):
 
 _BY_CODE = {cls.code: cls for cls in (
     InvalidArgumentError, UnimplementedError, ResourceExhaustedError, DeadlineExceededError,
-    CancelledError, UnavailableError, InternalError, UnauthenticatedError)}
+    CancelledError, UnavailableError, InternalError, UnauthenticatedError, NotFoundError)}
 
 
 def from_rpc_error(err):
