@@ -78,5 +78,12 @@ def from_rpc_error(err):
     return cls(err.details() or "", code=code)
 
 
+def from_status(code, message):
+    """The HbsaError for a status carried inside a message (AttendResponse.error of a streamed
+    request: the numeric gRPC code and the server's message)."""
+    status = next((c for c in grpc.StatusCode if c.value[0] == code), grpc.StatusCode.UNKNOWN)
+    return _BY_CODE.get(status, HbsaError)(message, code=status)
+
+
 def client_error(message):
     return InvalidArgumentError("client: " + message)
