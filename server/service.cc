@@ -25,14 +25,14 @@ class AttendCall final : public grpc::ServerUnaryReactor {
     const Clock::time_point received = Clock::now();
     absl::StatusOr<std::shared_ptr<ParsedRequest>> parsed = ParseReceived(*request);
     if (!parsed.ok()) {
-      Fail(parsed.status(), received);
+      Fail(parsed.status(), received, kNoDevice);
       return;
     }
     request_id_ = (*parsed)->meta.request_id();
     absl::Status s = service->Admit("Attend", std::move(*parsed), flags_, DeadlineOf(*context),
                                     received, [this](const absl::Status& st, Job& job) { Done(st, job); });
     // On success the call may already be finished and deleted here: touch nothing.
-    if (!s.ok()) Fail(s, received);
+    if (!s.ok()) Fail(s, received, kNoDevice);
   }
 
   void OnCancel() override { flags_->cancelled.store(true); }
@@ -41,19 +41,19 @@ class AttendCall final : public grpc::ServerUnaryReactor {
  private:
   void Done(const absl::Status& status, Job& job) {
     if (!status.ok()) {
-      Fail(status, job.received);
+      Fail(status, job.received, job.device);
       return;
     }
     const Clock::time_point t0 = Clock::now();
     *response_ = ResponseOf(job);
-    if (!job.warmup) service_->metrics()->ObserveStage(Stage::kResponse, Since(t0));
-    service_->RecordOutcome("Attend", request_id_, status, job.received,
+    if (!job.warmup) service_->metrics()->ObserveStage(Stage::kResponse, job.device, Since(t0));
+    service_->RecordOutcome("Attend", request_id_, status, job.device, job.received,
                             static_cast<int64_t>(response_->Length()));
     Finish(grpc::Status::OK);
   }
 
-  void Fail(const absl::Status& status, Clock::time_point received) {
-    service_->RecordOutcome("Attend", request_id_, status, received, 0);
+  void Fail(const absl::Status& status, Clock::time_point received, const std::string& device) {
+    service_->RecordOutcome("Attend", request_id_, status, device, received, 0);
     Finish(ToGrpcStatus(status));
   }
 
@@ -126,10 +126,11 @@ class AttendStreamCall final : public grpc::ServerBidiReactor<grpc::ByteBuffer, 
   void Answer(const std::string& id, const absl::Status& status, const Job* job,
               Clock::time_point received) {
     grpc::ByteBuffer out;
+    const std::string device = job != nullptr ? job->device : std::string(kNoDevice);
     if (status.ok()) {
       const Clock::time_point t0 = Clock::now();
       out = ResponseOf(*job);
-      service_->metrics()->ObserveStage(Stage::kResponse, Since(t0));
+      service_->metrics()->ObserveStage(Stage::kResponse, device, Since(t0));
     } else {
       v1::AttendResponse r;
       r.set_request_id(EchoedRequestId(id));
@@ -137,7 +138,8 @@ class AttendStreamCall final : public grpc::ServerBidiReactor<grpc::ByteBuffer, 
       r.mutable_error()->set_message(std::string(status.message()));
       out = SerializeSmall(r);
     }
-    service_->RecordOutcome("AttendStream", id, status, received, static_cast<int64_t>(out.Length()));
+    service_->RecordOutcome("AttendStream", id, status, device, received,
+                            static_cast<int64_t>(out.Length()));
     std::lock_guard<std::mutex> lock(mu_);
     if (broken_) {
       --outstanding_;
@@ -250,7 +252,7 @@ grpc::ServerUnaryReactor* AttentionService::GetCapabilities(grpc::CallbackServer
                                                             v1::Capabilities* response) {
   const Clock::time_point received = Clock::now();
   *response = options_.capabilities;
-  RecordOutcome("GetCapabilities", "", absl::OkStatus(), received,
+  RecordOutcome("GetCapabilities", "", absl::OkStatus(), kNoDevice, received,
                 static_cast<int64_t>(response->ByteSizeLong()));
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   reactor->Finish(grpc::Status::OK);
@@ -263,7 +265,7 @@ grpc::ServerUnaryReactor* AttentionService::RegisterSharedMemory(
   const Clock::time_point received = Clock::now();
   absl::Status s = shm_ != nullptr ? shm_->Register(*request)
                                    : absl::UnimplementedError("shared memory is not available");
-  RecordOutcome("RegisterSharedMemory", request->name(), s, received, 0);
+  RecordOutcome("RegisterSharedMemory", request->name(), s, kNoDevice, received, 0);
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   reactor->Finish(ToGrpcStatus(s));
   return reactor;
@@ -275,7 +277,7 @@ grpc::ServerUnaryReactor* AttentionService::UnregisterSharedMemory(
   const Clock::time_point received = Clock::now();
   absl::Status s = shm_ != nullptr ? shm_->Unregister(request->name())
                                    : absl::UnimplementedError("shared memory is not available");
-  RecordOutcome("UnregisterSharedMemory", request->name(), s, received, 0);
+  RecordOutcome("UnregisterSharedMemory", request->name(), s, kNoDevice, received, 0);
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   reactor->Finish(ToGrpcStatus(s));
   return reactor;
@@ -306,11 +308,11 @@ absl::Status AttentionService::Admit(const char* method, std::shared_ptr<const P
 }
 
 void AttentionService::RecordOutcome(const char* method, const std::string& request_id,
-                                     const absl::Status& status, Clock::time_point received,
-                                     int64_t response_bytes) {
+                                     const absl::Status& status, absl::string_view device,
+                                     Clock::time_point received, int64_t response_bytes) {
   const grpc::StatusCode code = ToGrpcStatus(status).error_code();
   const double seconds = Since(received);
-  metrics_->RecordRequest(method, code, seconds);
+  metrics_->RecordRequest(method, code, device, seconds);
   metrics_->AddSentBytes(response_bytes);
   if (!status.ok()) {
     spdlog::warn("{} request_id=\"{}\" failed: {}: {}", method, LogSafeRequestId(request_id),
