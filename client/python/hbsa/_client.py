@@ -5,6 +5,7 @@
 softmax_scale), so code switches by changing an import; `return_lse=True` also returns the
 log-sum-exp. Shapes and meaning: SEMANTICS.md of the hbsa repository.
 """
+import asyncio
 import json
 import queue
 import uuid
@@ -13,7 +14,7 @@ import grpc
 import numpy as np
 
 from . import _masks, _stream, _tensors, _wire
-from .errors import client_error, from_rpc_error
+from .errors import client_error, from_code, from_rpc_error
 from .v1 import attention_pb2, attention_pb2_grpc
 
 DEFAULT_MAX_MESSAGE_BYTES = 512 << 20
@@ -441,10 +442,19 @@ class AsyncClient(_Base):
         async def rpc(op):
             try:
                 return await op
-            except grpc.RpcError as e:
-                raise from_rpc_error(e) from None
+            except (grpc.RpcError, asyncio.InvalidStateError) as e:
+                # A write to a call that has ended: grpcio 1.60 replaces the call's status by
+                # INTERNAL "Internal error from Core" (newer releases keep the real one), so a
+                # passed deadline is recognised by the clock; InvalidStateError: it ended OK.
+                if deadline is not None and loop.time() >= deadline:
+                    raise from_code(grpc.StatusCode.DEADLINE_EXCEEDED, "Deadline Exceeded") from None
+                if isinstance(e, grpc.RpcError):
+                    raise from_rpc_error(e) from None
+                raise _stream.stream_ended_early(state.unanswered()) from None
 
         state = _stream.StreamState(self, _unpack_raw)
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + timeout
         call = self._raw_stream(timeout=timeout)
         exhausted = False
         try:

@@ -73,9 +73,12 @@ _BY_CODE = {cls.code: cls for cls in (
 
 def from_rpc_error(err):
     """The HbsaError for a grpc.RpcError (or grpc.aio.AioRpcError)."""
-    code = err.code()
-    cls = _BY_CODE.get(code, HbsaError)
-    return cls(err.details() or "", code=code)
+    return from_code(err.code(), err.details() or "")
+
+
+def from_code(code, message):
+    """The HbsaError for a grpc.StatusCode and its message."""
+    return _BY_CODE.get(code, HbsaError)(message, code=code)
 
 
 def from_status(code, message):
