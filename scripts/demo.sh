@@ -39,7 +39,7 @@ echo "== sending golden case $case_name through Attend and checking the answer"
 
 echo "== a few server metrics (http://127.0.0.1:$mport/metrics)"
 curl -s "http://127.0.0.1:$mport/metrics" |
-  grep -E '^hbsa_(requests_total|request_duration_seconds_(count|sum)\{method="Attend"|stage_duration_seconds_sum|flops_total|tokens_total|build_info)' || true
+  grep -E '^hbsa_(requests_total|request_duration_seconds_(count|sum)\{[^}]*method="Attend"|stage_duration_seconds_sum|flops_total|tokens_total|build_info)' || true
 
 echo "== stopping the server (SIGTERM drains, then exits 0)"
 kill -TERM $server

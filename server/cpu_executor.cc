@@ -128,7 +128,7 @@ void CpuExecutor::RunLaunch(Launch launch, int worker) {
     }
     job->staging_seconds = staging_s;
     job->kernel_seconds = kernel_s;
-    scheduler_->Complete(std::move(job), status);
+    scheduler_->Complete(std::move(job), status, "cpu");
   }
 }
 

@@ -220,7 +220,7 @@ class CudaExecutor final : public Executor {
 
   void CompleteAll(Launch* l, const absl::Status& s) {
     for (auto& job : l->jobs) {
-      if (job != nullptr) scheduler_->Complete(std::move(job), s);
+      if (job != nullptr) scheduler_->Complete(std::move(job), s, label_);
     }
   }
 
@@ -533,7 +533,7 @@ class CudaExecutor final : public Executor {
       job->h2d_seconds = h2d_ms * 1e-3;
       job->kernel_seconds = kernel_ms * 1e-3;
       job->d2h_seconds = d2h_ms * 1e-3;
-      scheduler_->Complete(std::move(job), absl::OkStatus());
+      scheduler_->Complete(std::move(job), absl::OkStatus(), label_);
     }
   }
 
@@ -596,6 +596,15 @@ int CudaDeviceCount() {
     return 0;
   }
   return n;
+}
+
+absl::StatusOr<std::string> CudaPciBusId(int device) {
+  char id[32] = {};  // "dddd:bb:dd.f" and a NUL; CUDA asks for at least 13 bytes
+  if (const cudaError_t e = cudaDeviceGetPCIBusId(id, sizeof(id), device); e != cudaSuccess) {
+    cudaGetLastError();
+    return absl::NotFoundError(absl::StrCat("cudaDeviceGetPCIBusId(", device, "): ", cudaGetErrorString(e)));
+  }
+  return std::string(id);
 }
 
 ShmRegistry::MapHook CudaShmMapHook() {

@@ -6,6 +6,7 @@
 #define HBSA_SERVER_CUDA_SEAM_H_
 
 #include <memory>
+#include <string>
 
 #include "absl/status/statusor.h"
 #include "executor.h"
@@ -32,6 +33,10 @@ ShmRegistry::UnmapHook CudaShmUnmapHook();
 
 // GPUs visible to this process (0 without a driver, a GPU, or CUDA support in the build).
 int CudaDeviceCount();
+
+// The PCI bus id of CUDA device `device` ("0000:3b:00.0"), which names it to NVML
+// (gpu_metrics.h); NOT_FOUND when CUDA cannot tell, UNIMPLEMENTED without CUDA in the build.
+absl::StatusOr<std::string> CudaPciBusId(int device);
 
 // An executor for one GPU; UNIMPLEMENTED when the build has no CUDA backend.
 absl::StatusOr<std::unique_ptr<Executor>> MakeCudaExecutor(const CudaExecutorOptions& options,

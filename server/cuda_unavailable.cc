@@ -5,6 +5,10 @@ namespace hbsa::server {
 
 int CudaDeviceCount() { return 0; }
 
+absl::StatusOr<std::string> CudaPciBusId(int) {
+  return absl::UnimplementedError("this hbsa-server was built without CUDA");
+}
+
 ShmRegistry::MapHook CudaShmMapHook() { return nullptr; }
 ShmRegistry::UnmapHook CudaShmUnmapHook() { return nullptr; }
 

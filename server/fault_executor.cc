@@ -60,7 +60,7 @@ void FaultExecutor::Loop() {
       const absl::Status s = Run(Backend::kCpu, a, options);
       SplitOutputs(&launch, block, block->data(),
                    launch.return_lse ? block->data() + out_bytes : nullptr, "cpu", -1);
-      for (auto& j : launch.jobs) scheduler_->Complete(std::move(j), s);
+      for (auto& j : launch.jobs) scheduler_->Complete(std::move(j), s, "cpu");
       ++done;
       continue;
     }
@@ -68,8 +68,9 @@ void FaultExecutor::Loop() {
     const std::string reason = absl::StrCat(
         "sticky CUDA error: injected device loss after ", done, " requests (--test-device-lost-after)");
     spdlog::critical("device -1: {}", reason);
-    scheduler_->Complete(std::move(job), MarkDeviceLost(absl::UnavailableError(
-                                             absl::StrCat("GPU -1 is unhealthy: ", reason))));
+    scheduler_->Complete(std::move(job),
+                         MarkDeviceLost(absl::UnavailableError(absl::StrCat("GPU -1 is unhealthy: ", reason))),
+                         "cpu");
     on_fatal_(reason);
     return;
   }

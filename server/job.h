@@ -59,6 +59,9 @@ struct Job {
   JobResult result;                            // set by the executor on success
   v1::StageTimings timings;                    // filled by Scheduler::Complete
   bool warmup = false;                         // start-up self test: kept out of metrics
+  // Label of the executor that completed it ("cpu", the GPU ordinal), or kNoDevice ("none")
+  // when it never ran; set by Scheduler::Complete, for the metrics' device label.
+  std::string device;
   // Called once with the outcome and the job (result and timings valid on OK).
   std::function<void(const absl::Status&, Job&)> done;
 };

@@ -32,6 +32,7 @@
 #include "fault_executor.h"
 #include "hbsa/attention.h"
 #include "hbsa/device_status.h"
+#include "gpu_metrics.h"
 #include "metrics.h"
 #include "scheduler.h"
 #include "security.h"
@@ -157,6 +158,31 @@ BatchPolicy Batching(const ServerConfig& config) {
   return p;
 }
 
+// GPU utilisation, memory, power and temperature of the GPUs the executors run on, through NVML
+// (gpu_metrics.h). Without NVML, or on the CPU, the families are absent: logged, not fatal.
+void WatchGpus(const std::vector<std::unique_ptr<Executor>>& executors, Metrics* metrics) {
+  std::vector<WatchedGpu> gpus;
+  for (const auto& e : executors) {
+    if (e->device() < 0) continue;
+    absl::StatusOr<std::string> bus = CudaPciBusId(e->device());
+    if (!bus.ok()) {
+      spdlog::warn("GPU metrics off: {}", std::string(bus.status().message()));
+      return;
+    }
+    gpus.push_back({absl::StrCat(e->device()), *bus});
+  }
+  if (gpus.empty()) return;
+  absl::StatusOr<NvmlApi> nvml = LoadNvml();
+  absl::StatusOr<std::shared_ptr<GpuCollector>> collector =
+      nvml.ok() ? GpuCollector::Make(*nvml, gpus) : nvml.status();
+  if (!collector.ok()) {
+    spdlog::warn("GPU metrics off: {}", std::string(collector.status().message()));
+    return;
+  }
+  metrics->AddCollectable(*std::move(collector));
+  spdlog::info("GPU metrics from NVML for {} GPU(s)", gpus.size());
+}
+
 // Creates the executors for the resolved backend `choice`.
 absl::Status MakeExecutors(const ServerConfig& config, BackendChoice choice, Scheduler* scheduler,
                            Metrics* metrics, ShmRegistry* shm, FatalHandler on_fatal,
@@ -263,6 +289,7 @@ int Serve(const ServerConfig& config, const sigset_t& signals) {
     }
     budget = budget == 0 ? e->memory_budget_bytes() : std::min(budget, e->memory_budget_bytes());
   }
+  WatchGpus(executors, &metrics);
 
   ServiceOptions options;
   options.limits.max_message_bytes = config.max_message_bytes;

@@ -2,6 +2,7 @@
 #include "metrics.h"
 
 #include <exception>
+#include <mutex>
 
 #include <prometheus/counter.h>
 #include <prometheus/exposer.h>
@@ -11,14 +12,26 @@
 #include <prometheus/registry.h>
 
 #include "absl/strings/str_cat.h"
+#include "process_metrics.h"
 #include "status_map.h"
 
 namespace hbsa::server {
 
+namespace {
+
+constexpr const char* kStageNames[kNumStages] = {"queue", "h2d", "kernel", "d2h",
+                                                 "parse", "staging", "response"};
+
+}  // namespace
+
 std::vector<double> Metrics::LatencyBuckets() {
-  std::vector<double> b;
-  for (double x = 100e-6; x < 70.0; x *= 2) b.push_back(x);  // 100 us ... ~52 s, 20 buckets
-  return b;
+  // Literals, not products, so that the `le` labels read as written: prometheus-cpp prints 16
+  // digits, and both 7 * 0.01 and 0.07 itself print as 0.07000000000000001 (hence 7.5).
+  return {50e-6,                                                 // below: nothing real
+          100e-6, 150e-6, 200e-6, 300e-6, 500e-6, 750e-6,        // small requests
+          1e-3,   1.5e-3, 2e-3,   3e-3,   5e-3,   7.5e-3,        // mid-size, CPU and GPU
+          10e-3,  15e-3,  20e-3,  30e-3,  50e-3,  75e-3,         // large on the GPU
+          0.1,    0.2,    0.5,    1,      2,      5,      10,    20,   30, 60};  // 29 bounds
 }
 
 Metrics::Metrics(absl::string_view version, absl::string_view backend)
@@ -32,16 +45,11 @@ Metrics::Metrics(absl::string_view version, absl::string_view backend)
   request_duration_ = &BuildHistogram().Name("hbsa_request_duration_seconds")
                            .Help("End-to-end server latency: request received until its response was ready")
                            .Register(*registry_);
-  for (const char* method : {"Attend", "AttendStream", "GetCapabilities"}) {
-    request_duration_->Add({{"method", method}}, LatencyBuckets());
-  }
-  auto& stages = BuildHistogram().Name("hbsa_stage_duration_seconds")
+  stages_ = &BuildHistogram().Name("hbsa_stage_duration_seconds")
                      .Help("Time per stage of a request: queue wait, parse (wire bytes to validated "
                            "request), staging (request bytes to staging memory), host-to-device, "
                            "kernel, device-to-host, response (output to response message)")
                      .Register(*registry_);
-  const char* stage_names[kNumStages] = {"queue", "h2d", "kernel", "d2h", "parse", "staging", "response"};
-  for (int i = 0; i < kNumStages; ++i) stage_[i] = &stages.Add({{"stage", stage_names[i]}}, LatencyBuckets());
   batch_size_ = &BuildHistogram().Name("hbsa_batch_size_requests")
                      .Help("Requests merged into the launch that computed each successful request (1 = alone)")
                      .Register(*registry_)
@@ -84,6 +92,7 @@ absl::Status Metrics::StartExposer(const std::string& address) {
   try {
     exposer_ = std::make_unique<prometheus::Exposer>(address);
     exposer_->RegisterCollectable(registry_);
+    AddCollectable(std::make_shared<ProcessCollector>());
   } catch (const std::exception& e) {
     return absl::UnavailableError(
         absl::StrCat("--metrics-listen ", address, ": cannot serve /metrics: ", e.what()));
@@ -91,13 +100,33 @@ absl::Status Metrics::StartExposer(const std::string& address) {
   return absl::OkStatus();
 }
 
-void Metrics::RecordRequest(absl::string_view method, grpc::StatusCode code, double seconds) {
-  requests_->Add({{"method", std::string(method)}, {"code", StatusCodeName(code)}}).Increment();
-  request_duration_->Add({{"method", std::string(method)}}, LatencyBuckets()).Observe(seconds);
+void Metrics::AddCollectable(std::shared_ptr<prometheus::Collectable> collectable) {
+  collectables_.push_back(collectable);
+  if (exposer_ != nullptr) exposer_->RegisterCollectable(collectable);
 }
 
-void Metrics::ObserveStage(Stage stage, double seconds) {
-  stage_[static_cast<int>(stage)]->Observe(seconds);
+prometheus::Histogram* Metrics::HistogramFor(prometheus::Family<prometheus::Histogram>* family,
+                                             absl::string_view key, absl::string_view value,
+                                             absl::string_view device) {
+  const std::string id = absl::StrCat(key, "=", value, ",", device);
+  std::lock_guard<std::mutex> lock(histograms_mu_);
+  prometheus::Histogram*& h = histograms_[id];
+  // Family::Add builds (and drops) a histogram even when the series exists: do it once.
+  if (h == nullptr) {
+    h = &family->Add({{std::string(key), std::string(value)}, {"device", std::string(device)}},
+                     LatencyBuckets());
+  }
+  return h;
+}
+
+void Metrics::RecordRequest(absl::string_view method, grpc::StatusCode code,
+                            absl::string_view device, double seconds) {
+  requests_->Add({{"method", std::string(method)}, {"code", StatusCodeName(code)}}).Increment();
+  HistogramFor(request_duration_, "method", method, device)->Observe(seconds);
+}
+
+void Metrics::ObserveStage(Stage stage, absl::string_view device, double seconds) {
+  HistogramFor(stages_, "stage", kStageNames[static_cast<int>(stage)], device)->Observe(seconds);
 }
 
 void Metrics::AddReceivedBytes(int64_t bytes) { received_bytes_->Increment(static_cast<double>(bytes)); }

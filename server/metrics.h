@@ -3,21 +3,30 @@
 // Metrics owns the prometheus-cpp registry, every family (named hbsa_*, base units, histograms
 // rather than summaries so they aggregate across pods) and the HTTP exposer that serves them at
 // /metrics on --metrics-listen. The rest of the server records through the methods below; no
-// other file touches prometheus-cpp. All methods are thread-safe.
+// other file touches prometheus-cpp (process_metrics.cc and gpu_metrics.cc are collectables it
+// serves). All methods are thread-safe.
+//
+// The `device` label of the latency and stage histograms is the executor's label, as on the
+// other per-device families: "cpu" for the CPU backends, the GPU ordinal ("0", "1", ...) for
+// CUDA; requests refused before any executor took them (bad input, queue full, draining) carry
+// device="none".
 #ifndef HBSA_SERVER_METRICS_H_
 #define HBSA_SERVER_METRICS_H_
 
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <string>
-#include "absl/strings/string_view.h"
+#include <unordered_map>
 #include <vector>
 
 #include <grpcpp/support/status.h>
 
 #include "absl/status/status.h"
+#include "absl/strings/string_view.h"
 
 namespace prometheus {
+class Collectable;
 class Counter;
 class Exposer;
 class Gauge;
@@ -29,7 +38,10 @@ class Family;
 
 namespace hbsa::server {
 
-// Stages of one request, for hbsa_stage_duration_seconds{stage}.
+// The device label of requests that never reached an executor.
+inline constexpr char kNoDevice[] = "none";
+
+// Stages of one request, for hbsa_stage_duration_seconds{stage, device}.
 enum class Stage {
   kQueue = 0, kHostToDevice = 1, kKernel = 2, kDeviceToHost = 3,
   kParse = 4,     // wire bytes -> validated request
@@ -47,15 +59,23 @@ class Metrics {
   Metrics& operator=(const Metrics&) = delete;
 
   // Serves /metrics on `address` (HOST:PORT). The exposer's own failure to bind is returned as
-  // UNAVAILABLE (prometheus-cpp reports it by exception, caught here).
+  // UNAVAILABLE (prometheus-cpp reports it by exception, caught here). The process_* families
+  // (process_metrics.h) are served from then on.
   absl::Status StartExposer(const std::string& address);
+  // Serves `collectable`'s families too (e.g. the GPU collector, gpu_metrics.h), once the
+  // exposer runs; kept alive until the Metrics object goes.
+  void AddCollectable(std::shared_ptr<prometheus::Collectable> collectable);
 
-  // The latency histogram's bucket bounds: exponential from 100 us by x2 to ~60 s.
+  // The latency and stage histograms' bucket bounds, in seconds: 50 us, then 1-1.5-2-3-5-7.5
+  // per decade from 100 us to 75 ms (where the service's latencies live: small requests in
+  // fractions of a millisecond, large ones in tens), then 0.1 0.2 0.5 1 2 5 10 20 30 60.
   static std::vector<double> LatencyBuckets();
 
-  // One finished call (or one streamed request): counter by method and code, and latency.
-  void RecordRequest(absl::string_view method, grpc::StatusCode code, double seconds);
-  void ObserveStage(Stage stage, double seconds);
+  // One finished call (or one streamed request): counter by method and code, and latency by
+  // method and device (kNoDevice when no executor took it).
+  void RecordRequest(absl::string_view method, grpc::StatusCode code, absl::string_view device,
+                     double seconds);
+  void ObserveStage(Stage stage, absl::string_view device, double seconds);
   void AddReceivedBytes(int64_t bytes);
   void AddSentBytes(int64_t bytes);
   void SetQueueDepth(int64_t depth);
@@ -99,7 +119,7 @@ class Metrics {
   std::unique_ptr<prometheus::Exposer> exposer_;
   prometheus::Family<prometheus::Counter>* requests_;
   prometheus::Family<prometheus::Histogram>* request_duration_;
-  prometheus::Histogram* stage_[kNumStages];
+  prometheus::Family<prometheus::Histogram>* stages_;
   prometheus::Histogram* batch_size_;
   prometheus::Family<prometheus::Counter>* stream_busy_;
   prometheus::Counter* received_bytes_;
@@ -112,6 +132,13 @@ class Metrics {
   prometheus::Family<prometheus::Gauge>* memory_used_;
   prometheus::Family<prometheus::Gauge>* memory_budget_;
   prometheus::Family<prometheus::Counter>* stream_requests_;
+  std::vector<std::shared_ptr<prometheus::Collectable>> collectables_;  // served by exposer_
+  // The series of `family` labelled {key=value, device}, made on first use.
+  prometheus::Histogram* HistogramFor(prometheus::Family<prometheus::Histogram>* family,
+                                      absl::string_view key, absl::string_view value,
+                                      absl::string_view device);
+  std::mutex histograms_mu_;
+  std::unordered_map<std::string, prometheus::Histogram*> histograms_;  // by "key=value,device"
 };
 
 }  // namespace hbsa::server

@@ -73,7 +73,7 @@ std::unique_ptr<Job> Scheduler::Take(Clock::duration timeout) {
     }
     job->started = Clock::now();
     if (absl::Status s = Runnable(*job); !s.ok()) {
-      Complete(std::move(job), s);
+      Complete(std::move(job), s, kNoDevice);
       continue;
     }
     return job;
@@ -124,7 +124,7 @@ std::vector<std::unique_ptr<Job>> Scheduler::TakeBatch(Clock::duration timeout,
   }
   for (auto& job : expired) {
     const absl::Status why = Runnable(*job);
-    Complete(std::move(job), why);
+    Complete(std::move(job), why, kNoDevice);
   }
   const Clock::time_point now = Clock::now();
   for (auto& job : batch) {
@@ -151,11 +151,13 @@ void Scheduler::GatherLocked(const BatchPolicy& policy, std::vector<std::unique_
   }
 }
 
-void Scheduler::Complete(std::unique_ptr<Job> job, const absl::Status& status) {
+void Scheduler::Complete(std::unique_ptr<Job> job, const absl::Status& status,
+                         absl::string_view device) {
   const Clock::time_point now = Clock::now();
+  job->device = std::string(device);
   if (job->started == Clock::time_point{}) job->started = now;
   const double queue_s = Seconds(job->started - job->admitted);
-  if (!job->warmup) metrics_->ObserveStage(Stage::kQueue, queue_s);
+  if (!job->warmup) metrics_->ObserveStage(Stage::kQueue, device, queue_s);
   if (status.ok()) {
     v1::StageTimings& t = job->timings;
     t.set_queue_seconds(queue_s);
@@ -168,11 +170,11 @@ void Scheduler::Complete(std::unique_ptr<Job> job, const absl::Status& status) {
     t.set_total_seconds(Seconds(now - job->received));
   }
   if (status.ok() && !job->warmup) {
-    metrics_->ObserveStage(Stage::kParse, job->parse_seconds);
-    metrics_->ObserveStage(Stage::kStaging, job->staging_seconds);
-    if (job->h2d_seconds > 0) metrics_->ObserveStage(Stage::kHostToDevice, job->h2d_seconds);
-    metrics_->ObserveStage(Stage::kKernel, job->kernel_seconds);
-    if (job->d2h_seconds > 0) metrics_->ObserveStage(Stage::kDeviceToHost, job->d2h_seconds);
+    metrics_->ObserveStage(Stage::kParse, device, job->parse_seconds);
+    metrics_->ObserveStage(Stage::kStaging, device, job->staging_seconds);
+    if (job->h2d_seconds > 0) metrics_->ObserveStage(Stage::kHostToDevice, device, job->h2d_seconds);
+    metrics_->ObserveStage(Stage::kKernel, device, job->kernel_seconds);
+    if (job->d2h_seconds > 0) metrics_->ObserveStage(Stage::kDeviceToHost, device, job->d2h_seconds);
     const AttentionArgs& a = job->request->args;
     metrics_->AddWork(a.total_q, a.total_k, job->request->facts.flops);
     metrics_->ObserveBatchSize(job->result.batch_size);
@@ -212,7 +214,7 @@ void Scheduler::Stop(const absl::Status& status) {
     PublishLocked();
   }
   work_cv_.notify_all();
-  for (auto& job : failed) Complete(std::move(job), status);
+  for (auto& job : failed) Complete(std::move(job), status, kNoDevice);
 }
 
 int64_t Scheduler::queue_depth() const {

@@ -57,7 +57,9 @@ class Scheduler {
   static absl::Status Runnable(const Job& job);
 
   // Finishes an admitted job with `status` (see the file comment). Call exactly once per job.
-  void Complete(std::unique_ptr<Job> job, const absl::Status& status);
+  // `device`: the completing executor's metrics label ("cpu", the GPU ordinal), kNoDevice for
+  // jobs that never reached one.
+  void Complete(std::unique_ptr<Job> job, const absl::Status& status, absl::string_view device);
 
   // Refuse new work from now on (UNAVAILABLE); queued and running jobs continue.
   void StartDrain();

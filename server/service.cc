@@ -24,14 +24,14 @@ class AttendCall final : public grpc::ServerUnaryReactor {
     const Clock::time_point received = Clock::now();
     absl::StatusOr<std::shared_ptr<ParsedRequest>> parsed = ParseReceived(*request);
     if (!parsed.ok()) {
-      Fail(parsed.status(), received);
+      Fail(parsed.status(), received, kNoDevice);
       return;
     }
     request_id_ = (*parsed)->meta.request_id();
     absl::Status s = service->Admit("Attend", std::move(*parsed), flags_, DeadlineOf(*context),
                                     received, [this](const absl::Status& st, Job& job) { Done(st, job); });
     // On success the call may already be finished and deleted here: touch nothing.
-    if (!s.ok()) Fail(s, received);
+    if (!s.ok()) Fail(s, received, kNoDevice);
   }
 
   void OnCancel() override { flags_->cancelled.store(true); }
@@ -40,19 +40,19 @@ class AttendCall final : public grpc::ServerUnaryReactor {
  private:
   void Done(const absl::Status& status, Job& job) {
     if (!status.ok()) {
-      Fail(status, job.received);
+      Fail(status, job.received, job.device);
       return;
     }
     const Clock::time_point t0 = Clock::now();
     *response_ = ResponseOf(job);
-    if (!job.warmup) service_->metrics()->ObserveStage(Stage::kResponse, Since(t0));
-    service_->RecordOutcome("Attend", request_id_, status, job.received,
+    if (!job.warmup) service_->metrics()->ObserveStage(Stage::kResponse, job.device, Since(t0));
+    service_->RecordOutcome("Attend", request_id_, status, job.device, job.received,
                             static_cast<int64_t>(response_->Length()));
     Finish(grpc::Status::OK);
   }
 
-  void Fail(const absl::Status& status, Clock::time_point received) {
-    service_->RecordOutcome("Attend", request_id_, status, received, 0);
+  void Fail(const absl::Status& status, Clock::time_point received, const std::string& device) {
+    service_->RecordOutcome("Attend", request_id_, status, device, received, 0);
     Finish(ToGrpcStatus(status));
   }
 
@@ -154,7 +154,7 @@ grpc::ServerUnaryReactor* AttentionService::GetCapabilities(grpc::CallbackServer
                                                             v1::Capabilities* response) {
   const Clock::time_point received = Clock::now();
   *response = options_.capabilities;
-  RecordOutcome("GetCapabilities", "", absl::OkStatus(), received,
+  RecordOutcome("GetCapabilities", "", absl::OkStatus(), kNoDevice, received,
                 static_cast<int64_t>(response->ByteSizeLong()));
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   reactor->Finish(grpc::Status::OK);
@@ -167,7 +167,7 @@ grpc::ServerUnaryReactor* AttentionService::RegisterSharedMemory(
   const Clock::time_point received = Clock::now();
   absl::Status s = shm_ != nullptr ? shm_->Register(*request)
                                    : absl::UnimplementedError("shared memory is not available");
-  RecordOutcome("RegisterSharedMemory", request->name(), s, received, 0);
+  RecordOutcome("RegisterSharedMemory", request->name(), s, kNoDevice, received, 0);
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   reactor->Finish(ToGrpcStatus(s));
   return reactor;
@@ -179,7 +179,7 @@ grpc::ServerUnaryReactor* AttentionService::UnregisterSharedMemory(
   const Clock::time_point received = Clock::now();
   absl::Status s = shm_ != nullptr ? shm_->Unregister(request->name())
                                    : absl::UnimplementedError("shared memory is not available");
-  RecordOutcome("UnregisterSharedMemory", request->name(), s, received, 0);
+  RecordOutcome("UnregisterSharedMemory", request->name(), s, kNoDevice, received, 0);
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   reactor->Finish(ToGrpcStatus(s));
   return reactor;
@@ -210,11 +210,11 @@ absl::Status AttentionService::Admit(const char* method, std::shared_ptr<const P
 }
 
 void AttentionService::RecordOutcome(const char* method, const std::string& request_id,
-                                     const absl::Status& status, Clock::time_point received,
-                                     int64_t response_bytes) {
+                                     const absl::Status& status, absl::string_view device,
+                                     Clock::time_point received, int64_t response_bytes) {
   const grpc::StatusCode code = ToGrpcStatus(status).error_code();
   const double seconds = Since(received);
-  metrics_->RecordRequest(method, code, seconds);
+  metrics_->RecordRequest(method, code, device, seconds);
   metrics_->AddSentBytes(response_bytes);
   if (!status.ok()) {
     spdlog::warn("{} request_id=\"{}\" failed: {}: {}", method, LogSafeRequestId(request_id),

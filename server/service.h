@@ -76,8 +76,9 @@ class AttentionService final : public AttentionServiceBase {
                      Clock::time_point received, DoneFn done);
 
   // Counts and (on failure) logs one answered request.
+  // `device`: the metrics label of the executor that ran it (Job::device), or kNoDevice.
   void RecordOutcome(const char* method, const std::string& request_id, const absl::Status& status,
-                     Clock::time_point received, int64_t response_bytes);
+                     absl::string_view device, Clock::time_point received, int64_t response_bytes);
 
   int stream_max_inflight() const { return options_.stream_max_inflight; }
   Metrics* metrics() { return metrics_; }

@@ -513,6 +513,10 @@ std::future<absl::StatusOr<AttendResult>> Client::AttendFuture(
   return future;
 }
 
+absl::StatusOr<std::unique_ptr<AttendStream>> Client::OpenStream(const StreamOptions& options) const {
+  return AttendStream::Open(stubs_->attention.get(), stubs_->token, options);
+}
+
 absl::StatusOr<v1::Capabilities> Client::GetCapabilities(const CallOptions& call) const {
   const auto deadline = DeadlineFor(call);
   for (int attempt = 1;; ++attempt) {

@@ -255,6 +255,7 @@ def main():
     for line in text.splitlines():
         if line.startswith(("hbsa_stream_requests_total", "hbsa_requests_total", "hbsa_device_memory",
                             "hbsa_stage_duration_seconds_count", "hbsa_stage_duration_seconds_sum",
+                            "hbsa_request_duration_seconds_count", "hbsa_gpu_", "process_",
                             "hbsa_flops_total", "hbsa_tokens_total", "hbsa_build_info")):
             print("  " + line)
     busy = [l for l in text.splitlines() if l.startswith("hbsa_stream_requests_total") and not l.endswith(" 0")]

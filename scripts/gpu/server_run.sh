@@ -4,7 +4,9 @@
 # grpcio (scripts/gpu/server_drive.py): every golden case through Attend and AttendStream
 # (checked under SEMANTICS.md tolerances), then concurrent load so several CUDA streams are
 # busy at once, then prints per-stream counters and stage histograms from /metrics and the
-# overlap of device time, and finally SIGTERMs the server and checks it drains and exits 0.
+# overlap of device time, saves the whole /metrics (server_metrics.txt) and checks that the GPU
+# (NVML), process and device-labelled families are there, and finally SIGTERMs the server and
+# checks it drains and exits 0.
 # Output goes to stdout and to ${OUT:-/tmp/out}/server_gpu_run.txt. Exit code: 0 when all
 # golden cases pass and the server exited 0. Save the run as docs/evidence/gpu_server_run<N>_<card>_<date>.txt
 # (replacing the previous one) and update its line in docs/evidence/INDEX.md.
@@ -58,12 +60,23 @@ timeout 200 "$bundle/bin/hbsa-bench" --target "127.0.0.1:$port" --batch 1 --seql
   --csv "$out/server_bench.csv" --json "$out/server_bench.json"
 bench_rc=$?
 echo "== hbsa-bench exit code: $bench_rc"
-curl -s "http://127.0.0.1:$mport/metrics" 2>/dev/null | grep -E '^hbsa_stream_requests_total' ||
-  python3 -c "import urllib.request,sys; [print(l) for l in urllib.request.urlopen('http://127.0.0.1:$mport/metrics').read().decode().splitlines() if l.startswith('hbsa_stream_requests_total')]"
+# The whole /metrics after the load, saved as $OUT/server_metrics.txt: the device label on the
+# latency and stage histograms, the process_* families and the NVML GPU families.
+python3 -c "import urllib.request; print(urllib.request.urlopen('http://127.0.0.1:$mport/metrics').read().decode(), end='')" \
+  > "$out/server_metrics.txt"
+echo "== /metrics saved to server_metrics.txt ($(wc -l < "$out/server_metrics.txt") lines); selected:"
+grep -E '^(hbsa_stream_requests_total|hbsa_gpu_|process_|hbsa_(request|stage)_duration_seconds_count)' "$out/server_metrics.txt"
+metrics_rc=0
+for family in hbsa_gpu_utilization_ratio hbsa_gpu_memory_used_bytes process_cpu_seconds_total process_open_fds; do
+  grep -q "^$family" "$out/server_metrics.txt" || { echo "== MISSING family $family"; metrics_rc=1; }
+done
+grep -qE '^hbsa_request_duration_seconds_count\{device="0",method="Attend"\}' "$out/server_metrics.txt" ||
+  { echo '== MISSING device="0" on hbsa_request_duration_seconds'; metrics_rc=1; }
+echo "== metrics check exit code: $metrics_rc"
 kill -TERM "$server" 2>/dev/null
 wait "$server"
 code=$?
-echo "== hbsa-server exit code after SIGTERM: $code (driver exit $drive, torch client exit $torch_rc)"
+echo "== hbsa-server exit code after SIGTERM: $code (driver exit $drive, torch client exit $torch_rc, metrics $metrics_rc)"
 echo "== server log (tail)"
 tail -n 25 "$out/hbsa-server.log"
-[ "$drive" -eq 0 ] && [ "$code" -eq 0 ] && [ "$torch_rc" -eq 0 ] && [ "$bench_rc" -eq 0 ]
+[ "$drive" -eq 0 ] && [ "$code" -eq 0 ] && [ "$torch_rc" -eq 0 ] && [ "$bench_rc" -eq 0 ] && [ "$metrics_rc" -eq 0 ]

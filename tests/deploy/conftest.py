@@ -86,12 +86,17 @@ def find(objs: list[dict], kind: str, name: str | None = None) -> dict:
 
 
 _STRING = re.compile(r'"(?:[^"\\]|\\.)*"|\'(?:[^\'\\]|\\.)*\'|`[^`]*`')
-_METRIC = re.compile(r"(?<![A-Za-z0-9_:])(hbsa_[a-z0-9_]+|up)(?![A-Za-z0-9_:(])")
+_METRIC = re.compile(r"(?<![A-Za-z0-9_:])(hbsa_[a-z0-9_]+|process_[a-z0-9_]+|up)(?![A-Za-z0-9_:(])")
+# The NVML families of server/gpu_metrics.cc, read from its source: exported only by a server
+# that runs on GPUs whose driver provides NVML, so a CPU server lacks them by design.
+GPU_ONLY_METRICS = frozenset(re.findall(r'"(hbsa_gpu_[a-z0-9_]+)"',
+                                        (ROOT / "server" / "gpu_metrics.cc").read_text()))
 
 
 def metric_names(expr: str) -> set[str]:
-    """hbsa_* sample names (and `up`) a PromQL expression reads. Label values in quotes are
-    dropped first, so `code="hbsa_x"` is not a metric; `hbsa:` names are recording rules."""
+    """hbsa_* and process_* sample names (and `up`) a PromQL expression reads. Label values in
+    quotes are dropped first, so `code="hbsa_x"` is not a metric; `hbsa:` names are recording
+    rules."""
     return set(_METRIC.findall(_STRING.sub('""', expr)))
 
 

@@ -35,11 +35,13 @@ import pytest
 import yaml
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from conftest import (DOCKER, OBS, ROOT, configmap_env, find, free_port, metric_names, render, run,
-                      server_bin, tool, wait_port)
+from conftest import (DOCKER, GPU_ONLY_METRICS, OBS, ROOT, configmap_env, find, free_port,
+                      metric_names, render, run, server_bin, tool, wait_port)
 
 # Dashboard panels allowed to be empty on a healthy CPU server that saw no server-side errors.
-MAY_BE_EMPTY = {"Server error ratio": "no request failed on the server's side"}
+MAY_BE_EMPTY = {"Server error ratio": "no request failed on the server's side",
+                "GPU utilisation": "a CPU server has no GPU (NVML) families",
+                "GPU memory: used vs installed": "a CPU server has no GPU (NVML) families"}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -318,8 +320,17 @@ def test_every_metric_used_exists_on_the_server(server, pb):
             used.setdefault(n, f"prometheus-adapter rule {r['name']['as']}")
     used.pop("up", None)  # Prometheus's own series, not the server's
     assert len(used) >= 12, sorted(used)
-    missing = {n: where for n, where in used.items() if n not in exposed}
+    assert {"process_cpu_seconds_total", "process_open_fds", "hbsa_gpu_utilization_ratio"} <= set(used)
+    # The GPU families exist only on GPU servers (scripts/gpu/server_run.sh checks them there);
+    # a CPU server must not export them at all (absent, not zero).
+    assert len(GPU_ONLY_METRICS) >= 4, GPU_ONLY_METRICS
+    assert not exposed & GPU_ONLY_METRICS, "a CPU server exported GPU families"
+    missing = {n: where for n, where in used.items() if n not in exposed and n not in GPU_ONLY_METRICS}
     assert not missing, f"metrics used but not exported by hbsa-server: {missing}"
+    # The latency and stage histograms carry the executor's device label.
+    text = scrape(server["metrics"])
+    assert re.search(r'^hbsa_request_duration_seconds_count\{device="cpu",method="Attend"\} [1-9]', text, re.M)
+    assert re.search(r'^hbsa_stage_duration_seconds_count\{device="cpu",stage="kernel"\} [1-9]', text, re.M)
 
 
 def test_sigterm_drains_and_exits_zero(tmp_path, pb):

@@ -56,6 +56,8 @@ def test_alerts_cover_the_required_conditions():
     assert re.search(r"histogram_quantile\(0\.99,.*hbsa_request_duration_seconds_bucket",
                      resolved(alerts["HbsaHighP99Latency"]), re.S)
     assert "hbsa_queue_depth" in alerts["HbsaQueueSaturated"]
+    assert "hbsa_gpu_memory_used_bytes" in alerts["HbsaGpuMemoryNearFull"]
+    assert "process_open_fds / process_max_fds" in alerts["HbsaFileDescriptorsNearLimit"]
     assert re.fullmatch(r"up\{job=~\"hbsa\.\*\"\} == 0", alerts["HbsaServerDown"])
     for r in rules:
         if "alert" in r:
@@ -112,7 +114,7 @@ def test_dashboard_structure():
             assert p["targets"] and all(t["expr"] for t in p["targets"])
             for t in p["targets"]:
                 assert t["expr"].count("(") == t["expr"].count(")"), t["expr"]
-                if "hbsa_" in t["expr"] or "up{" in t["expr"]:
+                if "hbsa_" in t["expr"] or "process_" in t["expr"] or "up{" in t["expr"]:
                     assert '$job' in t["expr"] and '$instance' in t["expr"], f"{p['title']} ignores the selectors"
 
 
@@ -124,9 +126,11 @@ def test_dashboard_covers_what_operators_need():
     for name in ("hbsa_requests_total", "hbsa_queue_depth", "hbsa_inflight_requests", "hbsa_tokens_total",
                  "hbsa_flops_total", "hbsa_device_memory_used_bytes", "hbsa_device_memory_budget_bytes",
                  "hbsa_received_bytes_total", "hbsa_sent_bytes_total", "hbsa_stream_requests_total",
-                 "hbsa_build_info"):
+                 "hbsa_build_info", "hbsa_gpu_utilization_ratio", "hbsa_gpu_memory_used_bytes",
+                 "process_cpu_seconds_total", "process_resident_memory_bytes", "process_open_fds"):
         assert name in used, f"dashboard shows nothing from {name}"
     assert re.search(r'sum by \(code, method\) \(rate\(hbsa_requests_total\{[^}]*code!="OK"', exprs), "errors by code"
+    assert re.search(r"histogram_quantile\(0\.99, sum by \(instance, device, le\) \(rate\(hbsa_request_duration_seconds_bucket", exprs), "latency by device"
 
 
 @pytest.mark.parametrize("expr,names", [
@@ -134,6 +138,7 @@ def test_dashboard_covers_what_operators_need():
     ("hbsa:request_errors:ratio_rate5m > 0.05", set()),
     ("up{job=~\"hbsa.*\"} == 0", {"up"}),
     ("histogram_quantile(0.5, rate(hbsa_stage_duration_seconds_bucket[1m]))", {"hbsa_stage_duration_seconds_bucket"}),
+    ("process_open_fds / process_max_fds > 0.8", {"process_open_fds", "process_max_fds"}),
 ])
 def test_metric_name_extraction(expr, names):
     assert metric_names(expr) == names

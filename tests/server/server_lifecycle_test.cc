@@ -13,6 +13,7 @@
 
 #include <gtest/gtest.h>
 
+#include "absl/strings/str_cat.h"
 #include "hbsa/attention.h"
 #include "server_harness.h"
 
@@ -217,13 +218,25 @@ TEST(ServerMetrics, FamiliesAndCountsMatchTheRequestsSent) {
   EXPECT_EQ(Metric(m, R"(hbsa_requests_total{code="INVALID_ARGUMENT",method="Attend"})"), 2);
   EXPECT_EQ(Metric(m, R"(hbsa_requests_total{code="OK",method="AttendStream"})"), 2);
   EXPECT_EQ(Metric(m, R"(hbsa_requests_total{code="OK",method="GetCapabilities"})"), 1);
-  EXPECT_EQ(Metric(m, R"(hbsa_request_duration_seconds_count{method="Attend"})"), ok + 2);
-  EXPECT_EQ(Metric(m, R"(hbsa_request_duration_seconds_count{method="AttendStream"})"), 2);
-  EXPECT_EQ(Metric(m, R"(hbsa_request_duration_seconds_bucket{method="Attend",le="+Inf"})"), ok + 2);
-  EXPECT_EQ(Metric(m, R"(hbsa_stage_duration_seconds_count{stage="queue"})"), ok + 2);
-  EXPECT_EQ(Metric(m, R"(hbsa_stage_duration_seconds_count{stage="kernel"})"), ok + 2);
-  EXPECT_EQ(Metric(m, R"(hbsa_stage_duration_seconds_count{stage="h2d"})"), 0);  // CPU: no copies
-  EXPECT_EQ(Metric(m, R"(hbsa_stage_duration_seconds_count{stage="d2h"})"), 0);
+  // Latency by method and device: computed requests on "cpu", refused ones on "none".
+  EXPECT_EQ(Metric(m, R"(hbsa_request_duration_seconds_count{device="cpu",method="Attend"})"), ok);
+  EXPECT_EQ(Metric(m, R"(hbsa_request_duration_seconds_count{device="none",method="Attend"})"), 2);
+  EXPECT_EQ(Metric(m, R"(hbsa_request_duration_seconds_count{device="cpu",method="AttendStream"})"), 2);
+  EXPECT_EQ(Metric(m, R"(hbsa_request_duration_seconds_bucket{device="cpu",method="Attend",le="+Inf"})"), ok);
+  EXPECT_EQ(MetricSum(m, "hbsa_request_duration_seconds_count"), ok + 2 + 2 + 1);  // + GetCapabilities
+  EXPECT_EQ(Metric(m, R"(hbsa_stage_duration_seconds_count{device="cpu",stage="queue"})"), ok + 2);
+  EXPECT_EQ(Metric(m, R"(hbsa_stage_duration_seconds_count{device="cpu",stage="kernel"})"), ok + 2);
+  EXPECT_EQ(Metric(m, R"(hbsa_stage_duration_seconds_count{device="cpu",stage="response"})"), ok + 2);
+  EXPECT_EQ(m.find(R"(hbsa_stage_duration_seconds_count{device="cpu",stage="h2d"})"), std::string::npos)
+      << "CPU: no copies, so no h2d series";
+  EXPECT_EQ(MetricSum(m, "hbsa_stage_duration_seconds_count") -
+                Metric(m, R"(hbsa_stage_duration_seconds_count{device="cpu",stage="queue"})") -
+                Metric(m, R"(hbsa_stage_duration_seconds_count{device="cpu",stage="parse"})") -
+                Metric(m, R"(hbsa_stage_duration_seconds_count{device="cpu",stage="staging"})") -
+                Metric(m, R"(hbsa_stage_duration_seconds_count{device="cpu",stage="kernel"})") -
+                Metric(m, R"(hbsa_stage_duration_seconds_count{device="cpu",stage="response"})"),
+            0)
+      << "every stage observation is labelled device=\"cpu\"";
   EXPECT_EQ(Metric(m, "hbsa_received_bytes_total"), received);
   EXPECT_EQ(Metric(m, "hbsa_sent_bytes_total"), sent);
   EXPECT_EQ(Metric(m, "hbsa_queue_depth"), 0);
@@ -236,8 +249,28 @@ TEST(ServerMetrics, FamiliesAndCountsMatchTheRequestsSent) {
   EXPECT_EQ(Metric(m, R"(hbsa_device_memory_budget_bytes{device="cpu"})"), 4294967296.0);
   EXPECT_EQ(MetricSum(m, "hbsa_stream_requests_total"), ok + 2);
   EXPECT_EQ(Metric(m, R"(hbsa_build_info{backend="cpu",version="0.1.0"})"), 1);
-  // Latency buckets: exponential from 100 us to ~60 s.
-  EXPECT_NE(m.find(R"(hbsa_request_duration_seconds_bucket{method="Attend",le="0.0001"})"), std::string::npos);
+  // Latency buckets: 50 us, six a decade from 100 us to 70 ms, then coarser to 60 s.
+  for (const char* le : {"5e-05", "0.0001", "0.00015", "0.00075", "0.0015", "0.003", "0.05", "0.075", "0.1", "60"}) {
+    EXPECT_NE(m.find(absl::StrCat(R"(hbsa_request_duration_seconds_bucket{device="cpu",method="Attend",le=")", le,
+                                  R"("})")),
+              std::string::npos)
+        << le;
+  }
+  EXPECT_EQ(MetricSum(m, "hbsa_stage_duration_seconds_bucket") > 0, true);
+  // Process metrics, read from /proc on this scrape.
+  EXPECT_GT(Metric(m, "process_cpu_seconds_total"), 0);
+  EXPECT_GT(Metric(m, "process_resident_memory_bytes"), 1 << 20);
+  EXPECT_GE(Metric(m, "process_virtual_memory_bytes"), Metric(m, "process_resident_memory_bytes"));
+  EXPECT_GE(Metric(m, "process_threads"), 4);  // gRPC, the exposer, two CPU workers
+  EXPECT_GE(Metric(m, "process_open_fds"), 5);  // stdio, the listening sockets
+  EXPECT_GT(Metric(m, "process_max_fds"), Metric(m, "process_open_fds"));
+  const double now = static_cast<double>(std::chrono::duration_cast<std::chrono::seconds>(
+                                              std::chrono::system_clock::now().time_since_epoch())
+                                              .count());
+  EXPECT_GT(Metric(m, "process_start_time_seconds"), now - 300);
+  EXPECT_LE(Metric(m, "process_start_time_seconds"), now + 1);
+  // No GPU: the NVML families are absent, not zero.
+  EXPECT_EQ(m.find("hbsa_gpu_"), std::string::npos);
 }
 
 }  // namespace

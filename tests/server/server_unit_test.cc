@@ -1,16 +1,21 @@
 // tests/server/server_unit_test.cc: the pure pieces of hbsa-server: config parsing, status
 // mapping, heuristics, mask conversion and request translation (no process, no network).
+#include <cstdio>
 #include <map>
 #include <string>
 #include <vector>
 
 #include <gtest/gtest.h>
 
+#include <prometheus/metric_family.h>
+
 #include "config.h"
+#include "gpu_metrics.h"
 #include "heuristics.h"
 #include "hbsa/plan.h"
 #include "mask_convert.h"
 #include "metrics.h"
+#include "process_metrics.h"
 #include "status_map.h"
 #include "translate.h"
 #include "warmup.h"
@@ -333,13 +338,165 @@ TEST(Translate, WarmupRequestTranslatesAndNamesProtoFields) {
   EXPECT_EQ(t.status().code(), absl::StatusCode::kResourceExhausted);
 }
 
-TEST(Metrics, LatencyBucketsSpan100usTo60s) {
+TEST(Metrics, LatencyBucketsSpan50usTo60sFinestWhereLatenciesLive) {
   const std::vector<double> b = Metrics::LatencyBuckets();
-  ASSERT_FALSE(b.empty());
-  EXPECT_DOUBLE_EQ(b.front(), 100e-6);
-  EXPECT_GT(b.back(), 30.0);
-  EXPECT_LT(b.back(), 70.0);
-  for (size_t i = 1; i < b.size(); ++i) EXPECT_DOUBLE_EQ(b[i], 2 * b[i - 1]);
+  ASSERT_EQ(b.size(), 29u);
+  EXPECT_DOUBLE_EQ(b.front(), 50e-6);
+  EXPECT_DOUBLE_EQ(b.back(), 60.0);
+  int per_decade_fine = 0, coarse = 0;
+  for (size_t i = 1; i < b.size(); ++i) {
+    ASSERT_GT(b[i], b[i - 1]);
+    const double ratio = b[i] / b[i - 1];
+    if (b[i] <= 0.1 + 1e-12 && b[i - 1] >= 100e-6 - 1e-12) {
+      EXPECT_LE(ratio, 1.67) << b[i];  // 1-1.5-2-3-5-7.5: at most x5/3 between bounds
+      ++per_decade_fine;
+    } else {
+      ++coarse;
+    }
+  }
+  EXPECT_EQ(per_decade_fine, 18);  // three decades, six steps each
+  EXPECT_EQ(coarse, 10);
+}
+
+TEST(ProcessMetrics, ParsesProcStatWithAHostileCommandName) {
+  // Fields after the name: state ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt
+  // utime(14) stime(15) cutime cstime priority nice num_threads(20) itrealvalue starttime(22)
+  // vsize(23) rss(24) ...
+  const std::string stat =
+      "4242 (a) b (c)) S 1 4242 4242 0 -1 4194560 100 0 0 0 250 125 0 0 20 0 7 0 9000 "
+      "123456789 2048 18446744073709551615 1 1 0 0 0 0 0 0 0 0 0 17 1 0 0 0 0 0\n";
+  std::optional<ProcStat> p = ParseProcStat(stat);
+  ASSERT_TRUE(p.has_value());
+  EXPECT_EQ(p->utime_ticks, 250u);
+  EXPECT_EQ(p->stime_ticks, 125u);
+  EXPECT_EQ(p->num_threads, 7);
+  EXPECT_EQ(p->start_ticks, 9000u);
+  EXPECT_EQ(p->vsize_bytes, 123456789u);
+  EXPECT_EQ(p->rss_pages, 2048);
+  EXPECT_FALSE(ParseProcStat("4242 (cut short) S 1 2 3").has_value());
+  EXPECT_FALSE(ParseProcStat("no parenthesis at all").has_value());
+  EXPECT_EQ(ParseBootTime("cpu  1 2 3\nbtime 1764640000\nprocesses 9\n"), 1764640000);
+  EXPECT_FALSE(ParseBootTime("cpu  1 2 3\n").has_value());
+}
+
+TEST(ProcessMetrics, CollectsThisProcess) {
+  std::map<std::string, double> got;
+  for (const prometheus::MetricFamily& f : ProcessCollector().Collect()) {
+    ASSERT_EQ(f.metric.size(), 1u) << f.name;
+    got[f.name] = f.type == prometheus::MetricType::Counter ? f.metric[0].counter.value : f.metric[0].gauge.value;
+  }
+  for (const char* name : {"process_cpu_seconds_total", "process_resident_memory_bytes",
+                           "process_virtual_memory_bytes", "process_threads", "process_start_time_seconds",
+                           "process_open_fds", "process_max_fds"}) {
+    EXPECT_EQ(got.count(name), 1u) << name;
+  }
+  EXPECT_GT(got["process_resident_memory_bytes"], 1 << 20);
+  EXPECT_GE(got["process_open_fds"], 3);  // stdin, stdout, stderr
+  // An extra descriptor shows up on the next scrape.
+  const double before = got["process_open_fds"];
+  FILE* f = fopen("/proc/self/stat", "r");
+  ASSERT_NE(f, nullptr);
+  double after = -1;
+  for (const prometheus::MetricFamily& fam : ProcessCollector().Collect()) {
+    if (fam.name == "process_open_fds") after = fam.metric[0].gauge.value;
+  }
+  fclose(f);
+  EXPECT_EQ(after, before + 1);
+}
+
+// A stand-in for libnvidia-ml: two GPUs by PCI bus id; the second has no power sensor.
+namespace fake_nvml {
+int inits = 0, shutdowns = 0;
+int Init() { return ++inits, 0; }
+int Shutdown() { return ++shutdowns, 0; }
+int Handle(const char* bus, NvmlApi::Device* d) {
+  static int a = 0, b = 1;
+  if (std::string(bus) == "0000:3b:00.0") *d = &a;
+  else if (std::string(bus) == "0000:86:00.0") *d = &b;
+  else return 13;  // NVML_ERROR_NOT_FOUND
+  return 0;
+}
+int Which(NvmlApi::Device d) { return *static_cast<int*>(d); }
+int Util(NvmlApi::Device d, NvmlApi::Utilization* u) {
+  u->gpu = Which(d) == 0 ? 75 : 5;
+  u->memory = 10;
+  return 0;
+}
+int Mem(NvmlApi::Device d, NvmlApi::Memory* m) {
+  m->total = 80ull << 30;
+  m->used = Which(d) == 0 ? 40ull << 30 : 1ull << 30;
+  m->free = m->total - m->used;
+  return 0;
+}
+int Power(NvmlApi::Device d, unsigned int* mw) {
+  if (Which(d) == 1) return 3;  // NVML_ERROR_NOT_SUPPORTED
+  *mw = 312500;
+  return 0;
+}
+int Temp(NvmlApi::Device, int sensor, unsigned int* c) {
+  if (sensor != 0) return 2;
+  *c = 61;
+  return 0;
+}
+NvmlApi Api() {
+  NvmlApi api;
+  api.init = Init;
+  api.shutdown = Shutdown;
+  api.handle_by_pci_bus_id = Handle;
+  api.utilization = Util;
+  api.memory = Mem;
+  api.power_milliwatts = Power;
+  api.temperature = Temp;
+  return api;
+}
+}  // namespace fake_nvml
+
+TEST(GpuMetrics, FamiliesByDeviceFromNvmlAndNothingForWhatItRefuses) {
+  fake_nvml::inits = fake_nvml::shutdowns = 0;
+  std::map<std::string, double> got;  // "family{device}" -> value
+  {
+    absl::StatusOr<std::shared_ptr<GpuCollector>> c =
+        GpuCollector::Make(fake_nvml::Api(), {{"0", "0000:3b:00.0"}, {"1", "0000:86:00.0"}});
+    ASSERT_TRUE(c.ok()) << c.status();
+    for (const prometheus::MetricFamily& f : (*c)->Collect()) {
+      EXPECT_EQ(f.type, prometheus::MetricType::Gauge);
+      for (const prometheus::ClientMetric& m : f.metric) {
+        ASSERT_EQ(m.label.size(), 1u);
+        EXPECT_EQ(m.label[0].name, "device");
+        got[f.name + "{" + m.label[0].value + "}"] = m.gauge.value;
+      }
+    }
+  }
+  EXPECT_EQ(fake_nvml::inits, 1);
+  EXPECT_EQ(fake_nvml::shutdowns, 1);  // by the destructor
+  EXPECT_DOUBLE_EQ(got["hbsa_gpu_utilization_ratio{0}"], 0.75);
+  EXPECT_DOUBLE_EQ(got["hbsa_gpu_utilization_ratio{1}"], 0.05);
+  EXPECT_DOUBLE_EQ(got["hbsa_gpu_memory_used_bytes{0}"], 40.0 * (1ull << 30));
+  EXPECT_DOUBLE_EQ(got["hbsa_gpu_memory_total_bytes{1}"], 80.0 * (1ull << 30));
+  EXPECT_DOUBLE_EQ(got["hbsa_gpu_power_watts{0}"], 312.5);
+  EXPECT_EQ(got.count("hbsa_gpu_power_watts{1}"), 0u);  // refused: left out, not 0
+  EXPECT_DOUBLE_EQ(got["hbsa_gpu_temperature_celsius{1}"], 61);
+  EXPECT_EQ(got.size(), 9u);
+
+  // A GPU NVML does not know: no collector (the server then serves no GPU families).
+  absl::StatusOr<std::shared_ptr<GpuCollector>> unknown =
+      GpuCollector::Make(fake_nvml::Api(), {{"0", "0000:3b:00.0"}, {"1", "0000:ff:00.0"}});
+  ASSERT_FALSE(unknown.ok());
+  EXPECT_EQ(unknown.status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_NE(unknown.status().message().find("0000:ff:00.0"), std::string::npos) << unknown.status();
+  EXPECT_EQ(fake_nvml::shutdowns, 2);  // initialised, then shut down again
+}
+
+TEST(GpuMetrics, LoadNvmlFailsCleanlyWithoutADriver) {
+  // This machine may or may not have a driver; either way the answer is a clear one.
+  absl::StatusOr<NvmlApi> api = LoadNvml();
+  if (!api.ok()) {
+    EXPECT_EQ(api.status().code(), absl::StatusCode::kUnavailable);
+    EXPECT_NE(api.status().message().find("libnvidia-ml.so.1"), std::string::npos) << api.status();
+  } else {
+    EXPECT_NE(api->init, nullptr);
+    EXPECT_NE(api->temperature, nullptr);
+  }
 }
 
 }  // namespace

@@ -44,6 +44,7 @@
 #include "hbsa/v1/attention.grpc.pb.h"
 
 namespace grpc {
+class CallCredentials;
 class Channel;
 }  // namespace grpc
 
@@ -203,6 +204,78 @@ struct CallOptions {
   bool wait_for_ready = false;
 };
 
+// Options of one AttendStream (Client::OpenStream).
+struct StreamOptions {
+  // Requests submitted and not yet answered (or failed): Submit blocks and TrySubmit refuses at
+  // this bound, >= 1. The server itself reads at most its --stream-max-inflight (default 8) of a
+  // stream at a time; requests beyond that wait in HTTP/2 flow control.
+  int max_in_flight = 8;
+  // Deadline of the whole stream, from its opening; 0 = none. When it passes, the stream ends
+  // and every unanswered request fails with DEADLINE_EXCEEDED.
+  std::chrono::milliseconds timeout{0};
+  // Wait for the channel to become ready instead of failing fast when no server is reachable.
+  bool wait_for_ready = false;
+};
+
+// One bidirectional AttendStream call: many requests over one stream, each answered on its own
+// (proto/hbsa/v1/attention.proto). Made by Client::OpenStream; thread-safe (several threads may
+// submit at once).
+//
+// Answers may arrive in any order; the stream matches them to requests by request_id, so the
+// ids of the requests in flight at the same time must differ. A request with an empty id gets
+// one assigned ("stream-<n>"), which its AttendResult::request_id shows.
+//
+// Errors: a request the server refuses or fails (e.g. INVALID_ARGUMENT for a bad cu_seqlens)
+// fails alone, with the server's code and "AttendStream: <message>"; the stream goes on. When
+// the stream itself ends (transport error, deadline, cancellation, server shutdown) every
+// unanswered request fails with the stream's status, and later submits return it.
+// No retries: after UNAVAILABLE, open a new stream and submit the failed requests again.
+//
+// Lifetime: destroy (or Finish) every stream before its Client and channel.
+class AttendStream {
+ public:
+  // Runs exactly once per accepted request with its answer or error, on a gRPC thread: keep it
+  // short and do not block in it (TrySubmit from inside is fine; Submit may wait for a slot).
+  using Callback = std::function<void(absl::StatusOr<AttendResult>)>;
+
+  ~AttendStream();  // cancels a stream that was not finished; waits until its callbacks ran
+  AttendStream(const AttendStream&) = delete;
+  AttendStream& operator=(const AttendStream&) = delete;
+
+  // Callback form. Sends `request` (moved in: the stream owns it until written) and returns
+  // OK, then `done` runs once with the answer. Blocks while max_in_flight requests are
+  // unanswered (back-pressure). Returns an error and never runs `done` when the request is not
+  // sent: INVALID_ARGUMENT ("client: ...") for a request_id longer than 256 bytes (the server
+  // would not echo it) or already in flight; FAILED_PRECONDITION after Finish; the stream's
+  // status once it has ended.
+  absl::Status Submit(v1::AttendRequest request, Callback done);
+  // As Submit, but never blocks: RESOURCE_EXHAUSTED ("client: ...") when the stream is full.
+  absl::Status TrySubmit(v1::AttendRequest request, Callback done);
+  // Blocking form: Submit with a future; a request that was not sent has its error in the
+  // future at once.
+  std::future<absl::StatusOr<AttendResult>> Submit(v1::AttendRequest request);
+
+  // Half-closes the stream (no more submits), waits until every request in flight is answered
+  // and the server has finished, and returns the stream's status (OK, or the error that ended
+  // it). Idempotent.
+  absl::Status Finish();
+  // Ends the stream now: unanswered requests fail with CANCELLED. Finish still waits.
+  void Cancel();
+
+  // Requests submitted and not yet answered.
+  int in_flight() const;
+
+  class Reactor;  // the gRPC reactor (client/cpp/stream.cc)
+
+ private:
+  friend class Client;
+  static absl::StatusOr<std::unique_ptr<AttendStream>> Open(
+      v1::Attention::Stub* stub, std::shared_ptr<grpc::CallCredentials> token,
+      const StreamOptions& options);
+  AttendStream() = default;
+  std::unique_ptr<Reactor> reactor_;
+};
+
 // grpc.health.v1 serving status.
 enum class ServingStatus : int { kUnknown = 0, kServing = 1, kNotServing = 2, kServiceUnknown = 3 };
 std::string_view ServingStatusName(ServingStatus status);  // "SERVING", "NOT_SERVING", ...
@@ -253,6 +326,9 @@ class Client {
   // The same, as a future.
   std::future<absl::StatusOr<AttendResult>> AttendFuture(
       std::shared_ptr<const v1::AttendRequest> request, const CallOptions& call = {}) const;
+
+  // Opens an AttendStream (see there). INVALID_ARGUMENT for max_in_flight < 1.
+  absl::StatusOr<std::unique_ptr<AttendStream>> OpenStream(const StreamOptions& options = {}) const;
 
   // The server's capabilities (backends, devices, head dims, dtypes, limits).
   absl::StatusOr<v1::Capabilities> GetCapabilities(const CallOptions& call = {}) const;

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from ._client import AsyncClient, Client, build_request
 from ._masks import CompactMask, PerSequenceMask
 from ._session import Session, SessionRouter, route_hash
+from ._stream import StreamResult
 from .errors import (CancelledError, DeadlineExceededError, HbsaError, InternalError,
                      InvalidArgumentAssertionError, InvalidArgumentError,
                      InvalidArgumentValueError, NotFoundError, ResourceExhaustedError,
@@ -27,7 +28,7 @@ if TYPE_CHECKING:
 # HBSAttention is left out of __all__ so that `from hbsa import *` does not import torch.
 __all__ = [
     "AsyncClient", "Client", "build_request", "CompactMask", "PerSequenceMask", "Session",
-    "SessionRouter", "route_hash", "NotFoundError",
+    "SessionRouter", "route_hash", "NotFoundError", "StreamResult",
     "HbsaError", "InvalidArgumentError", "InvalidArgumentValueError",
     "InvalidArgumentAssertionError", "UnimplementedError", "ResourceExhaustedError",
     "DeadlineExceededError", "CancelledError", "UnavailableError", "InternalError",

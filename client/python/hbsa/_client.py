@@ -5,18 +5,21 @@
 softmax_scale), so code switches by changing an import; `return_lse=True` also returns the
 log-sum-exp. Shapes and meaning: SEMANTICS.md of the hbsa repository.
 """
+import asyncio
 import json
+import queue
 import uuid
 
 import grpc
 import numpy as np
 
-from . import _masks, _tensors, _wire
-from .errors import client_error, from_rpc_error
+from . import _masks, _stream, _tensors, _wire
+from .errors import client_error, from_code, from_rpc_error
 from .v1 import attention_pb2, attention_pb2_grpc
 
 DEFAULT_MAX_MESSAGE_BYTES = 512 << 20
 _SERVICE = "hbsa.v1.Attention"
+_END = object()  # end of the caller's request iterable
 
 
 def _normalize_target(target):
@@ -280,6 +283,7 @@ class Client(_Base):
         self._stub = attention_pb2_grpc.AttentionStub(self._channel)
         # Attend as raw bytes in and out (hbsa._wire): no protobuf copies of tensor data.
         self._raw_attend = self._channel.unary_unary("/hbsa.v1.Attention/Attend")
+        self._raw_stream = self._channel.stream_stream("/hbsa.v1.Attention/AttendStream")
         self._health = self._channel.unary_unary(
             "/grpc.health.v1.Health/Check", request_serializer=_health_request,
             response_deserializer=_health_status)
@@ -319,6 +323,55 @@ class Client(_Base):
         return Session(self._channel, timeout if timeout is not None else self.timeout, dtype,
                        num_heads_k, head_dim, capacity_tokens, ttl_seconds)
 
+    def attend_stream(self, requests, *, max_in_flight=8, timeout=None):
+        """Many attention calls over one AttendStream (a pipeline): an iterator that yields one
+        hbsa.StreamResult per item of `requests`, in the order the answers arrive
+        (StreamResult.index is the item's position).
+
+        requests: an iterable, read lazily, of tuples of attend's positional arguments or dicts
+        of its keywords (q=..., return_lse, dtype, mask_form, request_id, allow_tf32, out=,
+        lse_out=; no timeout). Back-pressure: at most max_in_flight requests are sent and not
+        yet answered; the next item is read only when an answer frees a slot. Per-request
+        errors: a request the server refuses (or the client cannot encode) yields a
+        StreamResult whose `error` is its HbsaError; the stream goes on. The stream's own end
+        (transport error, `timeout` seconds for the whole stream passed, None = none) raises its
+        HbsaError; requests not yielded by then were not answered. Closing the iterator early
+        (break) cancels the stream. Request ids default to random ones, as for attend; ids in
+        flight together must differ."""
+        _stream.check_window(max_in_flight)
+        return self._stream(iter(requests), max_in_flight, timeout)
+
+    def _stream(self, requests, window, timeout):
+        state = _stream.StreamState(self, _unpack_raw)
+        send = queue.SimpleQueue()  # request bytes for gRPC's sending thread; None half-closes
+        call = self._raw_stream(iter(send.get, None), timeout=timeout)
+        exhausted = False
+        try:
+            while True:
+                while not exhausted and state.unanswered() < window:
+                    item = next(requests, _END)
+                    if item is _END:
+                        exhausted = True
+                        send.put(None)
+                        break
+                    raw, refused = state.add(item)
+                    if refused is not None:
+                        yield refused
+                    else:
+                        send.put(raw)
+                try:
+                    raw = next(call, None)
+                except grpc.RpcError as e:
+                    raise from_rpc_error(e) from None
+                if raw is None:  # the server finished the stream
+                    if state.unanswered():
+                        raise _stream.stream_ended_early(state.unanswered())
+                    return
+                yield state.answer(raw)
+        finally:
+            send.put(None)
+            call.cancel()  # no-op once the call is over
+
     def capabilities(self):
         """The server's hbsa.v1.Capabilities message."""
         try:
@@ -357,6 +410,7 @@ class AsyncClient(_Base):
         self._channel = self._make_channel(grpc.aio)
         self._stub = attention_pb2_grpc.AttentionStub(self._channel)
         self._raw_attend = self._channel.unary_unary("/hbsa.v1.Attention/Attend")
+        self._raw_stream = self._channel.stream_stream("/hbsa.v1.Attention/AttendStream")
         self._health = self._channel.unary_unary(
             "/grpc.health.v1.Health/Check", request_serializer=_health_request,
             response_deserializer=_health_status)
@@ -373,6 +427,67 @@ class AsyncClient(_Base):
             raise from_rpc_error(e) from None
         result, self.last_response = _unpack_raw(answer, req, name, q, return_lse, out, lse_out)
         return result
+
+    def attend_stream(self, requests, *, max_in_flight=8, timeout=None):
+        """As Client.attend_stream, as an async iterator (`async for r in
+        client.attend_stream(items)`); `requests` may be an iterable or an async iterable."""
+        _stream.check_window(max_in_flight)
+        return self._stream(requests, max_in_flight, timeout)
+
+    async def _stream(self, requests, window, timeout):
+        if hasattr(requests, "__aiter__"):
+            items = requests.__aiter__()
+
+            async def next_item():
+                try:
+                    return await items.__anext__()
+                except StopAsyncIteration:
+                    return _END
+        else:
+            items = iter(requests)
+
+            async def next_item():
+                return next(items, _END)
+
+        async def rpc(op):
+            try:
+                return await op
+            except (grpc.RpcError, asyncio.InvalidStateError) as e:
+                # A write to a call that has ended: grpcio 1.60 replaces the call's status by
+                # INTERNAL "Internal error from Core" (newer releases keep the real one), so a
+                # passed deadline is recognised by the clock; InvalidStateError: it ended OK.
+                if deadline is not None and loop.time() >= deadline:
+                    raise from_code(grpc.StatusCode.DEADLINE_EXCEEDED, "Deadline Exceeded") from None
+                if isinstance(e, grpc.RpcError):
+                    raise from_rpc_error(e) from None
+                raise _stream.stream_ended_early(state.unanswered()) from None
+
+        state = _stream.StreamState(self, _unpack_raw)
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + timeout
+        call = self._raw_stream(timeout=timeout)
+        exhausted = False
+        try:
+            while True:
+                while not exhausted and state.unanswered() < window:
+                    item = await next_item()
+                    if item is _END:
+                        exhausted = True
+                        await rpc(call.done_writing())
+                        break
+                    raw, refused = state.add(item)
+                    if refused is not None:
+                        yield refused
+                    else:
+                        await rpc(call.write(raw))
+                raw = await rpc(call.read())
+                if raw is grpc.aio.EOF:  # the server finished the stream
+                    if state.unanswered():
+                        raise _stream.stream_ended_early(state.unanswered())
+                    return
+                yield state.answer(raw)
+        finally:
+            call.cancel()  # no-op once the call is over
 
     async def capabilities(self):
         try:

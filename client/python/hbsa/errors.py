@@ -79,9 +79,19 @@ _BY_CODE = {cls.code: cls for cls in (
 
 def from_rpc_error(err):
     """The HbsaError for a grpc.RpcError (or grpc.aio.AioRpcError)."""
-    code = err.code()
-    cls = _BY_CODE.get(code, HbsaError)
-    return cls(err.details() or "", code=code)
+    return from_code(err.code(), err.details() or "")
+
+
+def from_code(code, message):
+    """The HbsaError for a grpc.StatusCode and its message."""
+    return _BY_CODE.get(code, HbsaError)(message, code=code)
+
+
+def from_status(code, message):
+    """The HbsaError for a status carried inside a message (AttendResponse.error of a streamed
+    request: the numeric gRPC code and the server's message)."""
+    status = next((c for c in grpc.StatusCode if c.value[0] == code), grpc.StatusCode.UNKNOWN)
+    return _BY_CODE.get(status, HbsaError)(message, code=status)
 
 
 def client_error(message):
