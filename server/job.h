@@ -59,6 +59,7 @@ struct Job {
   JobResult result;                            // set by the executor on success
   v1::StageTimings timings;                    // filled by Scheduler::Complete
   bool warmup = false;                         // start-up self test: kept out of metrics
+  int abandoned_in = -1;                       // Scheduler::JobStage it was abandoned in, or -1
   // Called once with the outcome and the job (result and timings valid on OK).
   std::function<void(const absl::Status&, Job&)> done;
 };

@@ -279,7 +279,11 @@ absl::StatusOr<std::unique_ptr<TranslatedRequest>> Translate(
   // The mask, now that Nq and Nk are known to be right.
   BlockLayoutStorage layout(a);
   const int64_t nq = layout.view().num_q_blocks, nk = layout.view().num_k_blocks;
-  int64_t mask_bytes = 0;
+  // The mask's header checks (no allocation), then the cost, then the conversion.
+  const int64_t rows = int64_t{a.num_heads_k} * nq;
+  int64_t mask_bytes = 0;  // the mask as the library reads it: dense bytes or CSR
+  int64_t mask_nnz = 0;    // upper bound of its entries (visit-list size)
+  int64_t converted_bytes = 0;  // of it, what conversion allocates (0: read in place)
   switch (req.block_mask_case()) {
     case v1::AttendRequest::kDenseMask: {
       t->mask_form = "dense";
@@ -288,12 +292,63 @@ absl::StatusOr<std::unique_ptr<TranslatedRequest>> Translate(
         return Invalid(absl::StrCat("dense_mask.shape must be [Hk, Nq, Nk] = [", a.num_heads_k, ", ",
                                     nq, ", ", nk, "]; got [", absl::StrJoin(m.shape(), ", "), "]"));
       }
-      const int64_t entries = int64_t{a.num_heads_k} * nq * nk;
+      const int64_t entries = rows * nk;
       if (entries > kMaxDenseMaskEntries) {
         return Invalid(absl::StrCat("dense_mask has ", entries, " entries, past the dense limit of ",
                                     kMaxDenseMaskEntries, "; send compact_mask or per_sequence_mask"));
       }
       if (auto s = CheckPackedBits(m.bits(), entries, "dense_mask.bits"); !s.ok()) return s;
+      mask_nnz = CountSetBits(m.bits());
+      mask_bytes = DenseMaskToCompact(entries) ? (rows + 1) * 8 + mask_nnz * 4 : entries;
+      converted_bytes = mask_bytes;
+      break;
+    }
+    case v1::AttendRequest::kPerSequenceMask:
+      t->mask_form = "per_sequence";
+      for (const std::string& bits : req.per_sequence_mask().sequences()) mask_nnz += CountSetBits(bits);
+      mask_bytes = (rows + 1) * 8 + mask_nnz * 4;
+      converted_bytes = mask_bytes;
+      break;
+    case v1::AttendRequest::kCompactMask:
+      t->mask_form = "compact";
+      mask_nnz = req.compact_mask().col_indices_size();
+      mask_bytes = static_cast<int64_t>(BytesOf(req.compact_mask().row_offsets()).bytes +
+                                        BytesOf(req.compact_mask().col_indices()).bytes);
+      break;
+    default:
+      return Invalid("block_mask must be set: one of dense_mask, per_sequence_mask or compact_mask");
+  }
+
+  // The cost, from the header fields alone, against the per-request budget, then reserved from
+  // the admission budget shared by every admitted request.
+  RequestCost& cost = t->cost;
+  cost.message_bytes = p.wire_bytes;
+  cost.mask_bytes = converted_bytes;
+  // Visit lists: offsets per row, and a key block and a coverage byte per entry, with room for
+  // the vectors' growth (x2).
+  cost.plan_bytes = (rows + 1) * 8 + mask_nnz * 2 * 5;
+  cost.staging_bytes = static_cast<int64_t>(t->q.bytes + t->k.bytes + t->v.bytes);
+  cost.output_bytes = response_bytes;
+  cost.working_bytes = static_cast<int64_t>(t->q.bytes + t->k.bytes + t->v.bytes) + t->out_bytes +
+                       t->lse_bytes + mask_bytes + 2 * static_cast<int64_t>(a.cu_seqlens_q.bytes);
+  t->working_bytes = cost.working_bytes;
+  if (limits.memory_budget_bytes > 0 && cost.working_bytes > limits.memory_budget_bytes) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "q/k/v: the request needs ", cost.working_bytes, " bytes of working memory, past the memory "
+        "budget (", limits.memory_budget_bytes, " bytes, --memory-budget-bytes)"));
+  }
+  if (limits.admission != nullptr) {
+    absl::StatusOr<Reservation> r =
+        limits.admission->Reserve(cost.host_bytes(), absl::StrCat("q/k/v and ", t->mask_form, " mask"));
+    if (!r.ok()) return r.status();
+    t->reservation = std::move(*r);
+  }
+
+  // The conversion, now that the request is admitted.
+  switch (req.block_mask_case()) {
+    case v1::AttendRequest::kDenseMask: {
+      const v1::DenseBlockMask& m = req.dense_mask();
+      const int64_t entries = rows * nk;
       if (DenseMaskToCompact(entries)) {
         CompactMask c = DenseBitsToCompact(m.bits(), layout.view(), a.num_heads_k);
         t->row_offsets = std::move(c.row_offsets);
@@ -306,12 +361,10 @@ absl::StatusOr<std::unique_ptr<TranslatedRequest>> Translate(
         a.dense_mask.shape[1] = nq;
         a.dense_mask.shape[2] = nk;
         a.dense_mask.data = {t->dense_mask.data(), t->dense_mask.size()};
-        mask_bytes = entries;
       }
       break;
     }
     case v1::AttendRequest::kPerSequenceMask: {
-      t->mask_form = "per_sequence";
       a.mask_format = MaskFormat::kCompact;  // travels on as CSR (pointers set below)
       std::vector<absl::string_view> seqs(req.per_sequence_mask().sequences().begin(),
                                          req.per_sequence_mask().sequences().end());
@@ -321,21 +374,15 @@ absl::StatusOr<std::unique_ptr<TranslatedRequest>> Translate(
       t->col_indices = std::move(c->col_indices);
       break;
     }
-    case v1::AttendRequest::kCompactMask:
-      t->mask_form = "compact";
+    default:  // compact: read in place
       a.mask_format = MaskFormat::kCompact;
       a.compact_mask.row_offsets = BytesOf(req.compact_mask().row_offsets());
       a.compact_mask.col_indices = BytesOf(req.compact_mask().col_indices());
-      mask_bytes = static_cast<int64_t>(a.compact_mask.row_offsets.bytes + a.compact_mask.col_indices.bytes);
       break;
-    default:
-      return Invalid("block_mask must be set: one of dense_mask, per_sequence_mask or compact_mask");
   }
   if (a.mask_format != MaskFormat::kDense && t->mask_form != "compact") {
-    a.mask_format = MaskFormat::kCompact;
     a.compact_mask.row_offsets = {t->row_offsets.data(), t->row_offsets.size() * sizeof(int64_t)};
     a.compact_mask.col_indices = {t->col_indices.data(), t->col_indices.size() * sizeof(int32_t)};
-    mask_bytes = static_cast<int64_t>(a.compact_mask.row_offsets.bytes + a.compact_mask.col_indices.bytes);
   }
 
   // The mask and the sizes.
@@ -361,14 +408,6 @@ absl::StatusOr<std::unique_ptr<TranslatedRequest>> Translate(
     }
   }
 
-  t->working_bytes = static_cast<int64_t>(a.q.bytes + a.k.bytes + a.v.bytes) + t->out_bytes +
-                     t->lse_bytes + mask_bytes +
-                     2 * static_cast<int64_t>(a.cu_seqlens_q.bytes);
-  if (limits.memory_budget_bytes > 0 && t->working_bytes > limits.memory_budget_bytes) {
-    return absl::ResourceExhaustedError(absl::StrCat(
-        "q/k/v: the request needs ", t->working_bytes, " bytes of working memory, past the memory "
-        "budget (", limits.memory_budget_bytes, " bytes, --memory-budget-bytes)"));
-  }
   t->facts.num_q_blocks = nq;
   t->facts.num_k_blocks = nk;
   t->facts.allowed_pairs = AllowedPairs(a);
