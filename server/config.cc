@@ -198,7 +198,8 @@ const std::vector<Setting>& Settings() {
        IntSetter<int64_t>("admission-budget-bytes", &ServerConfig::admission_budget_bytes, 0,
                           int64_t{1} << 50)},
       {"drain-grace-seconds", "HBSA_DRAIN_GRACE_SECONDS", "S", "30",
-       "After SIGTERM/SIGINT, how long in-flight work may take before the server exits.",
+       "After SIGTERM/SIGINT, how long in-flight work may take before the server exits; "
+       "then running work is stopped and queued work failed, and the log counts both.",
        [](absl::string_view v, ServerConfig* c) {
          double s = 0;
          if (!absl::SimpleAtod(v, &s) || !(s >= 0) || s > 86400) {

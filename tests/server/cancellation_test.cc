@@ -92,6 +92,7 @@ TEST(Cancellation, CancelledRunningRequestFreesTheWorker) {
   const double probe_s = std::chrono::duration<double>(SteadyClock::now() - t0).count();
   ASSERT_TRUE(ps.ok()) << ps.error_message();
   EXPECT_TRUE(CompareResponse(small, probe.response()).pass());
+  std::printf("probe answered %.3f s after the cancel\n", probe_s);
   EXPECT_LT(probe_s, kProbeBoundSeconds) << "the cancelled request held the worker";
   EXPECT_EQ(long_call.Wait().error_code(), grpc::StatusCode::CANCELLED);
 
@@ -119,6 +120,7 @@ TEST(Cancellation, ExpiredDeadlineStopsARunningRequest) {
   const double probe_s = std::chrono::duration<double>(SteadyClock::now() - t0).count();
   ASSERT_TRUE(ps.ok()) << ps.error_message();
   EXPECT_TRUE(CompareResponse(small, probe.response()).pass());
+  std::printf("probe answered %.3f s after the long request was sent (deadline 3 s)\n", probe_s);
   EXPECT_LT(probe_s, 3.0 + kProbeBoundSeconds) << "the expired request held the worker";
   EXPECT_EQ(long_call.Wait().error_code(), grpc::StatusCode::DEADLINE_EXCEEDED);
 
@@ -152,6 +154,7 @@ TEST(Drain, ShortGraceCutsOffRunningAndQueuedWorkAndCountsIt) {
   const std::optional<int> code = server->SignalAndWait(SIGTERM, std::chrono::seconds(20));
   const double exit_s = std::chrono::duration<double>(SteadyClock::now() - t0).count();
   ASSERT_TRUE(code.has_value()) << "no exit after SIGTERM";
+  std::printf("exited %.3f s after SIGTERM (grace 0.5 s)\n", exit_s);
   EXPECT_EQ(*code, 0) << server->Log();
   EXPECT_LT(exit_s, 0.5 + kProbeBoundSeconds);
   EXPECT_FALSE(long_call.Wait().ok());
