@@ -189,8 +189,17 @@ const std::vector<Setting>& Settings() {
        "or 4 GiB (cpu). A request larger than the budget gets RESOURCE_EXHAUSTED.",
        IntSetter<int64_t>("memory-budget-bytes", &ServerConfig::memory_budget_bytes, 0,
                           int64_t{1} << 50)},
+      {"admission-budget-bytes", "HBSA_ADMISSION_BUDGET_BYTES", "N", "0",
+       "Host memory all admitted requests (queued and running) may hold together: received "
+       "message, converted mask, visit lists, staged inputs and outputs, each worked out from the "
+       "request's header fields before anything is copied. A request that does not fit is "
+       "refused at once with RESOURCE_EXHAUSTED; 0 = the memory budget (cpu, reference) or "
+       "4 GiB per GPU (cuda).",
+       IntSetter<int64_t>("admission-budget-bytes", &ServerConfig::admission_budget_bytes, 0,
+                          int64_t{1} << 50)},
       {"drain-grace-seconds", "HBSA_DRAIN_GRACE_SECONDS", "S", "30",
-       "After SIGTERM/SIGINT, how long in-flight work may take before the server exits.",
+       "After SIGTERM/SIGINT, how long in-flight work may take before the server exits; "
+       "then running work is stopped and queued work failed, and the log counts both.",
        [](absl::string_view v, ServerConfig* c) {
          double s = 0;
          if (!absl::SimpleAtod(v, &s) || !(s >= 0) || s > 86400) {
@@ -411,6 +420,7 @@ std::string DescribeConfig(const ServerConfig& c) {
       " streams_per_device=", c.streams_per_device, " cpu_threads=", c.cpu_threads,
       " queue_length=", c.queue_length, " max_message_bytes=", c.max_message_bytes,
       " memory_budget_bytes=", c.memory_budget_bytes,
+      " admission_budget_bytes=", c.admission_budget_bytes,
       " drain_grace_seconds=", c.drain_grace_seconds, " log_level=", c.log_level,
       " stream_max_inflight=", c.stream_max_inflight, " staging_threads=", c.staging_threads,
       " host_staging_bytes=", c.host_staging_bytes, " batch_max_tokens=", c.batch_max_tokens,

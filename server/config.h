@@ -52,6 +52,7 @@ struct ServerConfig {
   int queue_length = 256;                        // admitted requests waiting to run, >= 1
   int64_t max_message_bytes = 536870912;         // largest request/response on the wire
   int64_t memory_budget_bytes = 0;               // 0 = 80% of free GPU memory / 4 GiB on CPU
+  int64_t admission_budget_bytes = 0;            // host bytes of all admitted requests; 0 = see --help
   double drain_grace_seconds = 30;               // in-flight work gets this long after SIGTERM
   std::string log_level = "info";                // trace|debug|info|warn|error
   int stream_max_inflight = 8;                   // AttendStream requests in flight per stream

@@ -71,6 +71,20 @@ void CpuExecutor::RunLaunch(Launch launch, int worker) {
   if (options_.test_delay_ms > 0) {
     std::this_thread::sleep_for(std::chrono::milliseconds(options_.test_delay_ms));
   }
+  auto release = [&] {
+    {
+      std::lock_guard<std::mutex> lock(memory_mu_);
+      memory_used_ -= need;
+      metrics_->SetDeviceMemory("cpu", memory_used_, budget_);
+    }
+    memory_cv_.notify_all();
+    running_.fetch_sub(1);
+  };
+  // Cancelled or expired while waiting for memory: nothing is staged or computed.
+  if (AbandonIfNoneRunnable(&launch, scheduler_, Scheduler::JobStage::kStaging, "cpu")) {
+    release();
+    return;
+  }
   const Clock::time_point t1 = Clock::now();
   // Inputs: in place when every tensor is one contiguous piece of one request, else gathered.
   std::shared_ptr<HostBlock> staged;
@@ -102,16 +116,13 @@ void CpuExecutor::RunLaunch(Launch launch, int worker) {
   RunOptions run_options;
   run_options.num_threads = threads;
   run_options.validated = true;  // each request was validated once at the edge; merges are built valid
+  // Between tiles the backend asks whether anyone still waits for this launch; when every job
+  // was cancelled or expired it stops, and the worker is free for the next one.
+  run_options.should_stop = NoneRunnable(launch);
   absl::Status status = Run(options_.backend, a, run_options);
   const Clock::time_point t3 = Clock::now();
   staged.reset();
-  {
-    std::lock_guard<std::mutex> lock(memory_mu_);
-    memory_used_ -= need;
-    metrics_->SetDeviceMemory("cpu", memory_used_, budget_);
-  }
-  memory_cv_.notify_all();
-  running_.fetch_sub(1);
+  release();
   const double staging_s = std::chrono::duration<double>(t2 - t1).count();
   const double kernel_s = std::chrono::duration<double>(t3 - t2).count();
   bool busy_counted = false;
@@ -128,8 +139,8 @@ void CpuExecutor::RunLaunch(Launch launch, int worker) {
     }
     job->staging_seconds = staging_s;
     job->kernel_seconds = kernel_s;
-    scheduler_->Complete(std::move(job), status, "cpu");
   }
+  CompleteLaunch(&launch, scheduler_, status, "cpu");
 }
 
 }  // namespace hbsa::server

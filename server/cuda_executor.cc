@@ -292,6 +292,15 @@ class CudaExecutor final : public Executor {
       CompleteAll(&l, absl::UnavailableError("server shut down"));
       return true;
     }
+    // Cancelled or expired while waiting for memory: give it back, stage nothing.
+    auto drop_if_abandoned = [&] {
+      if (!AbandonIfNoneRunnable(&l, scheduler_, Scheduler::JobStage::kStaging, label_)) return false;
+      Release(f.get());
+      if (f->pinned_out.valid) FreePinnedRange(f->pinned_out);
+      if (s != nullptr) ReturnStream(s);
+      return true;
+    };
+    if (drop_if_abandoned()) return true;
     const Clock::time_point t1 = Clock::now();
     // Stage: tensors from the message (or unpinned shared memory) into pinned memory, then the
     // metadata. Pinned shared memory is left where it is (copied by the DMA engine below).
@@ -302,6 +311,8 @@ class CudaExecutor final : public Executor {
     cuda::PackMetadata(args, lay, pin_in);
     const Clock::time_point t2 = Clock::now();
     f->staging_seconds = Seconds(t2 - t1);
+    // And once more before the launch: a kernel nobody waits for is not started.
+    if (drop_if_abandoned()) return true;
 
     if (s == nullptr) s = AcquireStream();
     if (s == nullptr) {
@@ -533,8 +544,9 @@ class CudaExecutor final : public Executor {
       job->h2d_seconds = h2d_ms * 1e-3;
       job->kernel_seconds = kernel_ms * 1e-3;
       job->d2h_seconds = d2h_ms * 1e-3;
-      scheduler_->Complete(std::move(job), absl::OkStatus(), label_);
     }
+    // A job cancelled or expired while its kernel ran is abandoned: its result is dropped.
+    CompleteLaunch(&l, scheduler_, absl::OkStatus(), label_);
   }
 
   // The device is unusable: fail everything in flight, stop, tell the server (once).

@@ -37,4 +37,39 @@ void SplitOutputs(Launch* l, const std::shared_ptr<HostBlock>& block, const char
   }
 }
 
+bool AbandonIfNoneRunnable(Launch* launch, Scheduler* scheduler, Scheduler::JobStage stage,
+                           absl::string_view device) {
+  for (const auto& job : launch->jobs) {
+    if (Scheduler::Runnable(*job, stage).ok()) return false;
+  }
+  for (auto& job : launch->jobs) {
+    const absl::Status why = Scheduler::Runnable(*job, stage);
+    scheduler->Abandon(std::move(job), why, stage, device);
+  }
+  launch->jobs.clear();
+  return true;
+}
+
+std::function<bool()> NoneRunnable(const Launch& launch) {
+  return [&launch] {
+    for (const auto& job : launch.jobs) {
+      if (Scheduler::Runnable(*job, Scheduler::JobStage::kRunning).ok()) return false;
+    }
+    return true;
+  };
+}
+
+void CompleteLaunch(Launch* launch, Scheduler* scheduler, const absl::Status& status,
+                    absl::string_view device) {
+  for (auto& job : launch->jobs) {
+    if (job == nullptr) continue;
+    // A launch stopped by should_stop returns CANCELLED for all; each job says why it stopped.
+    if (absl::Status why = Scheduler::Runnable(*job, Scheduler::JobStage::kRunning); !why.ok()) {
+      scheduler->Abandon(std::move(job), why, Scheduler::JobStage::kRunning, device);
+      continue;
+    }
+    scheduler->Complete(std::move(job), status, device);
+  }
+}
+
 }  // namespace hbsa::server

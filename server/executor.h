@@ -17,6 +17,7 @@
 #include "absl/status/status.h"
 #include "batch.h"
 #include "hbsa/v1/attention.pb.h"
+#include "scheduler.h"
 #include "translate.h"
 
 namespace hbsa::server {
@@ -53,6 +54,24 @@ void StageInputs(const Launch& launch, char* q_dst, char* k_dst, char* v_dst,
 // pointer for it.
 void SplitOutputs(Launch* launch, const std::shared_ptr<HostBlock>& block, const char* out,
                   const char* lse, const std::string& backend, int device);
+
+// Cancellation between stages. A merged launch is dropped only when none of its jobs may still
+// run (each cancelled or past its deadline); then each job is Abandoned in `stage` and the
+// launch is left empty, and the call returns true. False (launch untouched) otherwise.
+// `device`: the executor's metrics label (Scheduler::Complete).
+bool AbandonIfNoneRunnable(Launch* launch, Scheduler* scheduler, Scheduler::JobStage stage,
+                           absl::string_view device);
+
+// The stop test for hbsa::RunOptions::should_stop: true once no job of `launch` may still run.
+// Reads only the jobs' flags and deadlines and the clock (thread-safe, cheap); `launch` must
+// outlive the returned function's use.
+std::function<bool()> NoneRunnable(const Launch& launch);
+
+// Finishes every job of a computed launch with `status`, except that a job whose client
+// cancelled or whose deadline passed meanwhile is Abandoned in the running stage (its result is
+// dropped, and it is counted as cancelled or expired, not as OK). `device` as above.
+void CompleteLaunch(Launch* launch, Scheduler* scheduler, const absl::Status& status,
+                    absl::string_view device);
 
 }  // namespace hbsa::server
 

@@ -60,7 +60,7 @@ void FaultExecutor::Loop() {
       const absl::Status s = Run(Backend::kCpu, a, options);
       SplitOutputs(&launch, block, block->data(),
                    launch.return_lse ? block->data() + out_bytes : nullptr, "cpu", -1);
-      for (auto& j : launch.jobs) scheduler_->Complete(std::move(j), s, "cpu");
+      CompleteLaunch(&launch, scheduler_, s, "cpu");
       ++done;
       continue;
     }

@@ -62,6 +62,7 @@ struct Job {
   // Label of the executor that completed it ("cpu", the GPU ordinal), or kNoDevice ("none")
   // when it never ran; set by Scheduler::Complete, for the metrics' device label.
   std::string device;
+  int abandoned_in = -1;                       // Scheduler::JobStage it was abandoned in, or -1
   // Called once with the outcome and the job (result and timings valid on OK).
   std::function<void(const absl::Status&, Job&)> done;
 };

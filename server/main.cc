@@ -23,9 +23,11 @@
 #include <grpcpp/generic/async_generic_service.h>
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/health_check_service_interface.h>
+#include <grpcpp/resource_quota.h>
 #include <spdlog/spdlog.h>
 
 #include "absl/strings/str_cat.h"
+#include "admission.h"
 #include "config.h"
 #include "cpu_executor.h"
 #include "cuda_seam.h"
@@ -269,6 +271,8 @@ int Serve(const ServerConfig& config, const sigset_t& signals) {
     spdlog::error("{}", std::string(s.message()));
     return kExitConfig;
   }
+  // Declared before the scheduler: queued jobs hold reservations of it until they are dropped.
+  std::unique_ptr<AdmissionBudget> admission;
   Scheduler scheduler(config.queue_length, &metrics);
   // Shared-memory registrations; the CUDA executor pins them for DMA (hooks set below).
   ShmRegistry shm(choice == BackendChoice::kCuda ? CudaShmMapHook() : ShmRegistry::MapHook(),
@@ -291,9 +295,17 @@ int Serve(const ServerConfig& config, const sigset_t& signals) {
   }
   WatchGpus(executors, &metrics);
 
+  // Host memory of all admitted work (admission.h). Default: the executor budget on the CPU
+  // (the same memory), 4 GiB per GPU on CUDA (messages, masks and outputs live on the host).
+  const int64_t admission_bytes =
+      config.admission_budget_bytes > 0 ? config.admission_budget_bytes
+      : choice == BackendChoice::kCuda  ? (int64_t{4} << 30) * static_cast<int64_t>(executors.size())
+                                        : budget;
+  admission = std::make_unique<AdmissionBudget>(admission_bytes, &metrics);
   ServiceOptions options;
   options.limits.max_message_bytes = config.max_message_bytes;
   options.limits.memory_budget_bytes = budget;
+  options.limits.admission = admission.get();
   options.stream_max_inflight = config.stream_max_inflight;
   options.capabilities = BuildCapabilities(config, executors.front()->backend(), executors, budget);
   AttentionService service(options, &scheduler, &metrics, &shm);
@@ -340,8 +352,16 @@ int Serve(const ServerConfig& config, const sigset_t& signals) {
   builder.RegisterService(&service);
   builder.RegisterService(&oip_service);
   builder.RegisterService(&session_service);
+  // Per-call limits: gRPC itself refuses a larger message (RESOURCE_EXHAUSTED) before the
+  // service sees it. The resource quota bounds the memory gRPC's transports may take for
+  // buffers across all connections: the admission budget plus room for two messages in transit,
+  // so the bytes of a request that will be refused can still be read.
   builder.SetMaxReceiveMessageSize(static_cast<int>(config.max_message_bytes));
   builder.SetMaxSendMessageSize(static_cast<int>(config.max_message_bytes));
+  const int64_t quota_bytes = admission_bytes + 2 * config.max_message_bytes;
+  grpc::ResourceQuota quota("hbsa-server");
+  quota.Resize(static_cast<size_t>(quota_bytes));
+  builder.SetResourceQuota(quota);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (server == nullptr || port == 0) {
     spdlog::error("--listen {}: cannot listen", config.listen);
@@ -358,6 +378,8 @@ int Serve(const ServerConfig& config, const sigset_t& signals) {
                *auth != nullptr ? ", bearer token" : "", config.metrics_listen,
                executors.front()->backend());
   if (health_server != nullptr) spdlog::info("health only on {} (plaintext)", config.health_listen);
+  spdlog::info("limits: message {} bytes per call, admission budget {} bytes, gRPC resource quota {} bytes, "
+               "queue {}", config.max_message_bytes, admission_bytes, quota_bytes, config.queue_length);
 
   // Warm-up, then SERVING.
   if (config.test_warmup_delay_ms > 0) {
@@ -409,15 +431,35 @@ int Serve(const ServerConfig& config, const sigset_t& signals) {
   const auto grace_end = Clock::now() + std::chrono::duration_cast<Clock::duration>(
                                             std::chrono::duration<double>(grace));
   const bool idle = scheduler.WaitIdle(grace_end);
+  const int64_t unfinished = scheduler.inflight();
+  const Scheduler::Outcomes before = scheduler.outcomes();
   if (!idle) {
-    spdlog::warn("drain grace period over with {} requests unfinished; failing them",
-                 scheduler.inflight());
+    spdlog::warn("drain grace period ({} s) over with {} requests unfinished ({} queued); cutting them off",
+                 grace, unfinished, scheduler.queue_depth());
   }
-  // Finished calls flush their responses; streams still open are cancelled at the deadline.
+  // Finished calls flush their responses; calls still open are cancelled at the deadline, which
+  // stops running CPU work between tiles (their clients are gone) and drops CUDA results.
   server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(idle ? 1 : 0));
   if (health_server != nullptr) health_server->Shutdown();
-  scheduler.Stop(absl::UnavailableError("server shut down before the request ran"));
+  const int64_t queued_cut = scheduler.Stop(absl::UnavailableError("server shut down before the request ran"));
   for (auto& e : executors) e->Stop();
+  if (!idle) {
+    // Every admitted job is accounted for: cut off in the stage it was in (its call cancelled
+    // by the shutdown, or failed by Stop while still queued), or it finished after the grace.
+    const Scheduler::Outcomes after = scheduler.outcomes();
+    auto delta = [&](Scheduler::JobStage s) {
+      const int i = static_cast<int>(s);
+      return after.abandoned[i] - before.abandoned[i];
+    };
+    const int64_t queued = delta(Scheduler::JobStage::kQueued) + queued_cut;
+    const int64_t staging = delta(Scheduler::JobStage::kStaging);
+    const int64_t running = delta(Scheduler::JobStage::kRunning);
+    const int64_t other = after.failed - before.failed - queued_cut;
+    spdlog::warn("drain cut off {} requests: {} queued, {} staging, {} running (stopped, result "
+                 "dropped), {} failed otherwise; {} finished after the grace",
+                 queued + staging + running + other, queued, staging, running, other,
+                 after.ok - before.ok);
+  }
   spdlog::info("stopped");
   return 0;
 }

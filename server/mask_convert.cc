@@ -21,6 +21,12 @@ absl::Status CheckPackedBits(absl::string_view bits, int64_t count, absl::string
   return absl::OkStatus();
 }
 
+int64_t CountSetBits(absl::string_view bits) {
+  int64_t n = 0;
+  for (char c : bits) n += __builtin_popcount(static_cast<uint8_t>(c));
+  return n;
+}
+
 std::vector<uint8_t> UnpackBits(absl::string_view bits, int64_t count) {
   std::vector<uint8_t> out(static_cast<size_t>(count));
   for (int64_t n = 0; n < count; ++n) out[static_cast<size_t>(n)] = PackedBit(bits, n) ? 1 : 0;
@@ -33,6 +39,7 @@ CompactMask DenseBitsToCompact(absl::string_view bits, const BlockLayout& layout
   CompactMask m;
   m.row_offsets.reserve(static_cast<size_t>(num_heads_k * nq + 1));
   m.row_offsets.push_back(0);
+  m.col_indices.reserve(static_cast<size_t>(CountSetBits(bits)));  // no growth past the need
   for (int32_t hk = 0; hk < num_heads_k; ++hk) {
     for (int32_t i = 0; i < nq; ++i) {
       const int32_t b = layout.q_block_seq[i];
@@ -67,6 +74,9 @@ absl::StatusOr<CompactMask> PerSequenceToCompact(const std::vector<absl::string_
   const int64_t nq = layout.num_q_blocks;
   CompactMask m;
   m.row_offsets.assign(static_cast<size_t>(num_heads_k * nq + 1), 0);
+  int64_t set_bits = 0;
+  for (absl::string_view s : sequences) set_bits += CountSetBits(s);
+  m.col_indices.reserve(static_cast<size_t>(set_bits));  // no growth past the need
   // Rows are hk * Nq + i with i ascending across sequences, so visiting (hk, b, local i) in
   // that order appends rows in order.
   for (int32_t hk = 0; hk < num_heads_k; ++hk) {

@@ -30,6 +30,10 @@ inline bool PackedBit(absl::string_view bits, int64_t n) {
   return ((static_cast<uint8_t>(bits[static_cast<size_t>(n >> 3)]) >> (n & 7)) & 1) != 0;
 }
 
+// Number of 1 bits in `bits` (pad bits included; CheckPackedBits requires them to be 0). An
+// upper bound of a converted mask's entries, known before anything is allocated.
+int64_t CountSetBits(absl::string_view bits);
+
 // Checks that `bits` holds exactly ceil(count / 8) bytes and that its pad bits are 0.
 // INVALID_ARGUMENT naming `field` otherwise.
 absl::Status CheckPackedBits(absl::string_view bits, int64_t count, absl::string_view field);

@@ -79,6 +79,17 @@ Metrics::Metrics(absl::string_view version, absl::string_view backend)
                         .Help("Working memory budget per device").Register(*registry_);
   stream_requests_ = &BuildCounter().Name("hbsa_stream_requests_total")
                           .Help("Requests run per CUDA stream (or CPU worker thread)").Register(*registry_);
+  admission_reserved_ = &BuildGauge().Name("hbsa_admission_reserved_bytes")
+                             .Help("Host memory reserved by admitted requests, queued and running")
+                             .Register(*registry_).Add({});
+  admission_budget_ = &BuildGauge().Name("hbsa_admission_budget_bytes")
+                           .Help("Host memory admitted requests may reserve in all (--admission-budget-bytes)")
+                           .Register(*registry_).Add({});
+  abandoned_ = &BuildCounter().Name("hbsa_abandoned_requests_total")
+                    .Help("Admitted requests dropped without a result because the client cancelled "
+                          "(reason cancelled) or the deadline passed (reason deadline_exceeded), by "
+                          "the stage they were in: queued, staging or running")
+                    .Register(*registry_);
   BuildGauge().Name("hbsa_build_info").Help("Build information; always 1")
       .Register(*registry_)
       .Add({{"version", std::string(version)}, {"backend", std::string(backend)}})
@@ -157,6 +168,16 @@ prometheus::Counter* Metrics::StreamBusyCounter(const std::string& device, int s
 
 void Metrics::AddStreamBusy(prometheus::Counter* counter, double seconds) {
   if (seconds > 0) counter->Increment(seconds);
+}
+
+void Metrics::SetAdmission(int64_t reserved, int64_t budget) {
+  admission_reserved_->Set(static_cast<double>(reserved));
+  admission_budget_->Set(static_cast<double>(budget));
+}
+
+void Metrics::RecordAbandoned(absl::string_view stage, grpc::StatusCode code) {
+  const char* reason = code == grpc::StatusCode::DEADLINE_EXCEEDED ? "deadline_exceeded" : "cancelled";
+  abandoned_->Add({{"stage", std::string(stage)}, {"reason", reason}}).Increment();
 }
 
 void Metrics::ObserveBatchSize(int requests) { batch_size_->Observe(requests); }

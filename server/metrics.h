@@ -90,6 +90,12 @@ class Metrics {
   // Seconds one CUDA stream (or CPU worker) was busy with requests; create once, then Add.
   prometheus::Counter* StreamBusyCounter(const std::string& device, int stream);
   void AddStreamBusy(prometheus::Counter* counter, double seconds);
+  // Host memory reserved by admitted requests (queued and running) / the admission budget.
+  void SetAdmission(int64_t reserved_bytes, int64_t budget_bytes);
+  // One admitted request ended without a result because its client cancelled (code CANCELLED)
+  // or its deadline passed (DEADLINE_EXCEEDED), by the stage it was in: "queued", "staging"
+  // or "running" (hbsa_abandoned_requests_total).
+  void RecordAbandoned(absl::string_view stage, grpc::StatusCode code);
   // Requests merged into the launch that computed one successful request.
   void ObserveBatchSize(int requests);
 
@@ -139,6 +145,9 @@ class Metrics {
                                       absl::string_view device);
   std::mutex histograms_mu_;
   std::unordered_map<std::string, prometheus::Histogram*> histograms_;  // by "key=value,device"
+  prometheus::Gauge* admission_reserved_;
+  prometheus::Gauge* admission_budget_;
+  prometheus::Family<prometheus::Counter>* abandoned_;
 };
 
 }  // namespace hbsa::server

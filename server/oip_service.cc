@@ -60,21 +60,22 @@ class InferCall final : public grpc::ServerUnaryReactor {
  private:
   void Done(const absl::Status& status, Job& job) {
     if (!status.ok()) {
-      Fail(status, job.received);
+      Fail(status, job.received, job.device);
       return;
     }
     const Clock::time_point t0 = Clock::now();
     *response_ = OipResponseOf(job, call_);
-    service_->metrics()->ObserveStage(Stage::kResponse,
+    service_->metrics()->ObserveStage(Stage::kResponse, job.device,
                                       std::chrono::duration<double>(Clock::now() - t0).count());
-    service_->RecordOutcome(kMethod, call_.id, status, job.received,
+    service_->RecordOutcome(kMethod, call_.id, status, job.device, job.received,
                             static_cast<int64_t>(response_->Length()));
     Finish(grpc::Status::OK);
   }
 
-  void Fail(const absl::Status& status, Clock::time_point received) {
+  void Fail(const absl::Status& status, Clock::time_point received,
+            const std::string& device = kNoDevice) {
     const absl::Status named = ToOipStatus(status);
-    service_->RecordOutcome(kMethod, call_.id, named, received, 0);
+    service_->RecordOutcome(kMethod, call_.id, named, device, received, 0);
     Finish(ToGrpcStatus(named));
   }
 

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 
+#include "absl/strings/str_cat.h"
 #include "hbsa/attention.h"
 
 namespace hbsa::server {
@@ -48,15 +49,37 @@ void Scheduler::SetFastLane(FastLane lane) {
   fast_lane_ = std::move(lane);
 }
 
-absl::Status Scheduler::Runnable(const Job& job) {
+const char* Scheduler::JobStageName(JobStage stage) {
+  switch (stage) {
+    case JobStage::kQueued: return "queued";
+    case JobStage::kStaging: return "staging";
+    case JobStage::kRunning: return "running";
+  }
+  return "unknown";
+}
+
+absl::Status Scheduler::Runnable(const Job& job, JobStage stage) {
+  const char* when = stage == JobStage::kQueued    ? "while the request waited in the queue; it was not computed"
+                     : stage == JobStage::kStaging ? "while the request was being staged; it was not computed"
+                                                   : "while the request ran; its computation was stopped or its "
+                                                     "result dropped";
   // Deadline first: gRPC also cancels a call whose deadline passed, and that is a deadline.
   if (job.deadline.has_value() && Clock::now() >= *job.deadline) {
-    return absl::DeadlineExceededError("the deadline passed while the request waited in the queue");
+    return absl::DeadlineExceededError(absl::StrCat("the deadline passed ", when));
   }
   if (job.flags != nullptr && job.flags->cancelled.load()) {
-    return absl::CancelledError("the client cancelled the call before it ran");
+    return absl::CancelledError(absl::StrCat("the client cancelled the call ", when));
   }
   return absl::OkStatus();
+}
+
+void Scheduler::Abandon(std::unique_ptr<Job> job, const absl::Status& why, JobStage stage,
+                        absl::string_view device) {
+  if (!job->warmup) {
+    metrics_->RecordAbandoned(JobStageName(stage), static_cast<grpc::StatusCode>(why.code()));
+  }
+  job->abandoned_in = static_cast<int>(stage);
+  Complete(std::move(job), why, device);
 }
 
 std::unique_ptr<Job> Scheduler::Take(Clock::duration timeout) {
@@ -73,7 +96,7 @@ std::unique_ptr<Job> Scheduler::Take(Clock::duration timeout) {
     }
     job->started = Clock::now();
     if (absl::Status s = Runnable(*job); !s.ok()) {
-      Complete(std::move(job), s, kNoDevice);
+      Abandon(std::move(job), s, JobStage::kQueued);
       continue;
     }
     return job;
@@ -124,7 +147,7 @@ std::vector<std::unique_ptr<Job>> Scheduler::TakeBatch(Clock::duration timeout,
   }
   for (auto& job : expired) {
     const absl::Status why = Runnable(*job);
-    Complete(std::move(job), why, kNoDevice);
+    Abandon(std::move(job), why, JobStage::kQueued);
   }
   const Clock::time_point now = Clock::now();
   for (auto& job : batch) {
@@ -182,9 +205,17 @@ void Scheduler::Complete(std::unique_ptr<Job> job, const absl::Status& status,
   if (!status.ok()) job->result = JobResult{};
   std::function<void(const absl::Status&, Job&)> done = std::move(job->done);
   done(status, *job);
+  const int abandoned_in = job->abandoned_in;
   job.reset();  // release the request's buffers (the response keeps the output block)
   std::lock_guard<std::mutex> lock(mu_);
   --inflight_;
+  if (status.ok()) {
+    ++outcomes_.ok;
+  } else if (abandoned_in >= 0) {
+    ++outcomes_.abandoned[abandoned_in];
+  } else {
+    ++outcomes_.failed;
+  }
   PublishLocked();
   if (inflight_ == 0) idle_cv_.notify_all();
 }
@@ -204,7 +235,7 @@ bool Scheduler::WaitIdle(Clock::time_point deadline) {
   return idle_cv_.wait_until(lock, deadline, [&] { return inflight_ == 0; });
 }
 
-void Scheduler::Stop(const absl::Status& status) {
+int64_t Scheduler::Stop(const absl::Status& status) {
   std::deque<std::unique_ptr<Job>> failed;
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -215,11 +246,17 @@ void Scheduler::Stop(const absl::Status& status) {
   }
   work_cv_.notify_all();
   for (auto& job : failed) Complete(std::move(job), status, kNoDevice);
+  return static_cast<int64_t>(failed.size());
 }
 
 int64_t Scheduler::queue_depth() const {
   std::lock_guard<std::mutex> lock(mu_);
   return static_cast<int64_t>(queue_.size());
+}
+
+Scheduler::Outcomes Scheduler::outcomes() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return outcomes_;
 }
 
 int64_t Scheduler::inflight() const {

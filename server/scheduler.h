@@ -52,9 +52,19 @@ class Scheduler {
   // admission, never past a member's deadline. Empty on timeout or once stopped.
   std::vector<std::unique_ptr<Job>> TakeBatch(Clock::duration timeout, const BatchPolicy& policy);
 
-  // OK when `job` may still run; CANCELLED or DEADLINE_EXCEEDED otherwise. Executors call it
-  // again right before launch when they held a job back (e.g. waiting for memory).
-  static absl::Status Runnable(const Job& job);
+  // Where an admitted job can be when its client cancels or its deadline passes.
+  enum class JobStage { kQueued, kStaging, kRunning };
+  static const char* JobStageName(JobStage stage);  // "queued", "staging", "running"
+
+  // OK when `job` may still run (or its result still be sent); CANCELLED or DEADLINE_EXCEEDED
+  // otherwise, the message saying in which stage it was stopped. Executors ask again before
+  // staging, before launch and after the compute (a result nobody waits for is dropped).
+  static absl::Status Runnable(const Job& job, JobStage stage = JobStage::kQueued);
+
+  // Complete(job, why) for a job found not Runnable in `stage`, counted in
+  // hbsa_abandoned_requests_total{stage, reason} (not as OK). `device` as for Complete.
+  void Abandon(std::unique_ptr<Job> job, const absl::Status& why, JobStage stage,
+               absl::string_view device = kNoDevice);
 
   // Finishes an admitted job with `status` (see the file comment). Call exactly once per job.
   // `device`: the completing executor's metrics label ("cpu", the GPU ordinal), kNoDevice for
@@ -67,10 +77,19 @@ class Scheduler {
   // Waits until no admitted job is unfinished or `deadline` passes; true when idle.
   bool WaitIdle(Clock::time_point deadline);
   // Refuses new work, fails every queued job with `status`, and wakes Take callers (nullptr).
-  void Stop(const absl::Status& status);
+  // Returns how many queued jobs it failed.
+  int64_t Stop(const absl::Status& status);
 
   int64_t queue_depth() const;
   int64_t inflight() const;  // admitted and not completed (queued + running)
+  // How the admitted jobs (warm-up included) ended so far: OK, Abandoned in each stage
+  // (indexed by JobStage), or failed otherwise (bad launch, shut down, device lost).
+  struct Outcomes {
+    int64_t ok = 0;
+    int64_t abandoned[3] = {0, 0, 0};
+    int64_t failed = 0;
+  };
+  Outcomes outcomes() const;
 
  private:
   void PublishLocked();
@@ -85,6 +104,7 @@ class Scheduler {
   std::condition_variable idle_cv_;  // inflight_ dropped to 0
   std::deque<std::unique_ptr<Job>> queue_;
   int64_t inflight_ = 0;
+  Outcomes outcomes_;
   bool draining_ = false;
   bool stopped_ = false;
   FastLane fast_lane_;  // set once before serving

@@ -31,7 +31,7 @@ absl::Status Draining() {
 grpc::ServerUnaryReactor* Answer(grpc::CallbackServerContext* context, AttentionService* attention,
                                  const char* method, const std::string& id, const absl::Status& s,
                                  Clock::time_point received, int64_t bytes) {
-  attention->RecordOutcome(method, id, s, received, bytes);
+  attention->RecordOutcome(method, id, s, kNoDevice, received, bytes);
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   reactor->Finish(ToGrpcStatus(s));
   return reactor;
@@ -110,7 +110,7 @@ class AttendSessionCall final : public grpc::ServerUnaryReactor {
  private:
   void Done(const absl::Status& status, Job& job) {
     if (!status.ok()) {
-      Fail(status, job.received);
+      Fail(status, job.received, job.device);
       return;
     }
     // The executor's response bytes, read back into the message (a copy of out/lse; the
@@ -125,12 +125,14 @@ class AttendSessionCall final : public grpc::ServerUnaryReactor {
     }
     for (int64_t l : lengths_) response_->add_sequence_lengths(l);
     service_->metrics()->ObserveSessionStep(Since(job.received));
-    service_->attention()->RecordOutcome("AttendSession", request_id_, status, job.received, size);
+    service_->attention()->RecordOutcome("AttendSession", request_id_, status, job.device,
+                                         job.received, size);
     Finish(grpc::Status::OK);
   }
 
-  void Fail(const absl::Status& status, Clock::time_point received) {
-    service_->attention()->RecordOutcome("AttendSession", request_id_, status, received, 0);
+  void Fail(const absl::Status& status, Clock::time_point received,
+            const std::string& device = kNoDevice) {
+    service_->attention()->RecordOutcome("AttendSession", request_id_, status, device, received, 0);
     Finish(ToGrpcStatus(status));
   }
 

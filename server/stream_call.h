@@ -94,15 +94,16 @@ class StreamCall final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::
   void Answer(const typename Codec::Context& context, const absl::Status& status, const Job* job,
               Clock::time_point received) {
     grpc::ByteBuffer out;
+    const std::string device = job != nullptr ? job->device : std::string(kNoDevice);
     if (status.ok()) {
       const Clock::time_point t0 = Clock::now();
       out = Codec::Success(*job, context);
-      service_->metrics()->ObserveStage(Stage::kResponse,
+      service_->metrics()->ObserveStage(Stage::kResponse, device,
                                         std::chrono::duration<double>(Clock::now() - t0).count());
     } else {
       out = Codec::Failure(status, context);
     }
-    service_->RecordOutcome(Codec::kMethod, Codec::Id(context), status, received,
+    service_->RecordOutcome(Codec::kMethod, Codec::Id(context), status, device, received,
                             static_cast<int64_t>(out.Length()));
     std::lock_guard<std::mutex> lock(mu_);
     if (broken_) {

@@ -280,36 +280,23 @@ absl::StatusOr<std::unique_ptr<TranslatedRequest>> Translate(
   // The mask, now that Nq and Nk are known to be right.
   BlockLayoutStorage layout(a);
   const int64_t nq = layout.view().num_q_blocks, nk = layout.view().num_k_blocks;
-  int64_t mask_bytes = 0;
-  // Dense bits [Hk, Nq, Nk] (checked: ceil(entries / 8) bytes, pad bits 0) -> dense bytes or
-  // compact, as heuristics.h decides.
-  auto dense = [&](absl::string_view bits) {
-    const int64_t entries = int64_t{a.num_heads_k} * nq * nk;
-    if (DenseMaskToCompact(entries)) {
-      CompactMask c = DenseBitsToCompact(bits, layout.view(), a.num_heads_k);
-      t->row_offsets = std::move(c.row_offsets);
-      t->col_indices = std::move(c.col_indices);
-      a.mask_format = MaskFormat::kCompact;  // travels on as CSR (pointers set below)
-    } else {
-      t->dense_mask = UnpackBits(bits, entries);
-      a.mask_format = MaskFormat::kDense;
-      a.dense_mask.shape[0] = a.num_heads_k;
-      a.dense_mask.shape[1] = nq;
-      a.dense_mask.shape[2] = nk;
-      a.dense_mask.data = {t->dense_mask.data(), t->dense_mask.size()};
-      mask_bytes = entries;
-    }
-  };
+  // The mask's header checks (no allocation), then the cost, then the conversion.
+  const int64_t rows = int64_t{a.num_heads_k} * nq;
+  int64_t mask_bytes = 0;  // the mask as the library reads it: dense bytes or CSR
+  int64_t mask_nnz = 0;    // upper bound of its entries (visit-list size)
+  int64_t converted_bytes = 0;  // of it, what conversion allocates (0: read in place)
   auto dense_limit = [&](absl::string_view field) -> absl::Status {
-    const int64_t entries = int64_t{a.num_heads_k} * nq * nk;
-    if (entries > kMaxDenseMaskEntries) {
-      return Invalid(absl::StrCat(field, " has ", entries, " entries, past the dense limit of ",
+    if (rows * nk > kMaxDenseMaskEntries) {
+      return Invalid(absl::StrCat(field, " has ", rows * nk, " entries, past the dense limit of ",
                                   kMaxDenseMaskEntries, "; send compact_mask or per_sequence_mask"));
     }
     return absl::OkStatus();
   };
-  if (p.tensor_mask.kind != TensorMask::Kind::kNone) {
-    // The v2 front end's tensor forms (wire_request.h): checked here, then dense bits.
+  // The v2 front end's tensor forms (wire_request.h), checked here and turned into dense bits
+  // [Hk, Nq, Nk] (at most an eighth of the tensor's received bytes).
+  const bool tensor_mask = p.tensor_mask.kind != TensorMask::Kind::kNone;
+  std::string tensor_bits;
+  if (tensor_mask) {
     t->mask_form = "block_mask";
     if (req.block_mask_case() != v1::AttendRequest::BLOCK_MASK_NOT_SET) {
       return Invalid("block_mask is given twice: as a tensor and in the message");
@@ -325,12 +312,11 @@ absl::StatusOr<std::unique_ptr<TranslatedRequest>> Translate(
                                   absl::StrJoin(m.shape, ", "), "]"));
     }
     if (auto s = dense_limit("block_mask"); !s.ok()) return s;
-    const int64_t rows = int64_t{a.num_heads_k} * nq;
     if (static_cast<int64_t>(m.data.size()) != rows * last) {
       return Invalid(absl::StrCat("block_mask must hold ", rows * last, " bytes (shape [",
                                   absl::StrJoin(m.shape, ", "), "]); got ", m.data.size()));
     }
-    std::string bits(static_cast<size_t>((rows * nk + 7) / 8), '\0');
+    tensor_bits.assign(static_cast<size_t>((rows * nk + 7) / 8), '\0');
     for (int64_t r = 0; r < rows; ++r) {
       for (int64_t j = 0; j < last * (row_bits ? 8 : 1); ++j) {
         bool on;
@@ -349,52 +335,113 @@ absl::StatusOr<std::unique_ptr<TranslatedRequest>> Translate(
                                       " must be 0"));
         }
         const int64_t n = r * nk + j;
-        bits[static_cast<size_t>(n >> 3)] |= static_cast<char>(1 << (n & 7));
+        tensor_bits[static_cast<size_t>(n >> 3)] |= static_cast<char>(1 << (n & 7));
       }
     }
-    dense(bits);
-  } else {
-    switch (req.block_mask_case()) {
-      case v1::AttendRequest::kDenseMask: {
-        t->mask_form = "dense";
-        const v1::DenseBlockMask& m = req.dense_mask();
-        if (m.shape_size() != 3 || m.shape(0) != a.num_heads_k || m.shape(1) != nq || m.shape(2) != nk) {
-          return Invalid(absl::StrCat("dense_mask.shape must be [Hk, Nq, Nk] = [", a.num_heads_k, ", ",
-                                      nq, ", ", nk, "]; got [", absl::StrJoin(m.shape(), ", "), "]"));
-        }
-        if (auto s = dense_limit("dense_mask"); !s.ok()) return s;
-        const int64_t entries = int64_t{a.num_heads_k} * nq * nk;
-        if (auto s = CheckPackedBits(m.bits(), entries, "dense_mask.bits"); !s.ok()) return s;
-        dense(m.bits());
-        break;
+    mask_nnz = CountSetBits(tensor_bits);
+    mask_bytes = DenseMaskToCompact(rows * nk) ? (rows + 1) * 8 + mask_nnz * 4 : rows * nk;
+    converted_bytes = mask_bytes + static_cast<int64_t>(tensor_bits.size());
+  } else switch (req.block_mask_case()) {
+    case v1::AttendRequest::kDenseMask: {
+      t->mask_form = "dense";
+      const v1::DenseBlockMask& m = req.dense_mask();
+      if (m.shape_size() != 3 || m.shape(0) != a.num_heads_k || m.shape(1) != nq || m.shape(2) != nk) {
+        return Invalid(absl::StrCat("dense_mask.shape must be [Hk, Nq, Nk] = [", a.num_heads_k, ", ",
+                                    nq, ", ", nk, "]; got [", absl::StrJoin(m.shape(), ", "), "]"));
       }
-      case v1::AttendRequest::kPerSequenceMask: {
-        t->mask_form = "per_sequence";
-        a.mask_format = MaskFormat::kCompact;  // travels on as CSR (pointers set below)
-        std::vector<absl::string_view> seqs(req.per_sequence_mask().sequences().begin(),
-                                           req.per_sequence_mask().sequences().end());
-        absl::StatusOr<CompactMask> c = PerSequenceToCompact(seqs, layout.view(), a.num_heads_k);
-        if (!c.ok()) return c.status();
-        t->row_offsets = std::move(c->row_offsets);
-        t->col_indices = std::move(c->col_indices);
-        break;
-      }
-      case v1::AttendRequest::kCompactMask:
-        t->mask_form = "compact";
-        a.mask_format = MaskFormat::kCompact;
-        a.compact_mask.row_offsets = BytesOf(req.compact_mask().row_offsets());
-        a.compact_mask.col_indices = BytesOf(req.compact_mask().col_indices());
-        mask_bytes = static_cast<int64_t>(a.compact_mask.row_offsets.bytes + a.compact_mask.col_indices.bytes);
-        break;
-      default:
-        return Invalid("block_mask must be set: one of dense_mask, per_sequence_mask or compact_mask");
+      const int64_t entries = rows * nk;
+      if (auto s = dense_limit("dense_mask"); !s.ok()) return s;
+      if (auto s = CheckPackedBits(m.bits(), entries, "dense_mask.bits"); !s.ok()) return s;
+      mask_nnz = CountSetBits(m.bits());
+      mask_bytes = DenseMaskToCompact(entries) ? (rows + 1) * 8 + mask_nnz * 4 : entries;
+      converted_bytes = mask_bytes;
+      break;
     }
+    case v1::AttendRequest::kPerSequenceMask:
+      t->mask_form = "per_sequence";
+      for (const std::string& bits : req.per_sequence_mask().sequences()) mask_nnz += CountSetBits(bits);
+      mask_bytes = (rows + 1) * 8 + mask_nnz * 4;
+      converted_bytes = mask_bytes;
+      break;
+    case v1::AttendRequest::kCompactMask:
+      t->mask_form = "compact";
+      mask_nnz = req.compact_mask().col_indices_size();
+      mask_bytes = static_cast<int64_t>(BytesOf(req.compact_mask().row_offsets()).bytes +
+                                        BytesOf(req.compact_mask().col_indices()).bytes);
+      break;
+    default:
+      return Invalid("block_mask must be set: one of dense_mask, per_sequence_mask or compact_mask");
+  }
+
+  // The cost, from the header fields alone, against the per-request budget, then reserved from
+  // the admission budget shared by every admitted request.
+  RequestCost& cost = t->cost;
+  cost.message_bytes = p.wire_bytes;
+  cost.mask_bytes = converted_bytes;
+  // Visit lists: offsets per row, and a key block and a coverage byte per entry, with room for
+  // the vectors' growth (x2).
+  cost.plan_bytes = (rows + 1) * 8 + mask_nnz * 2 * 5;
+  cost.staging_bytes = static_cast<int64_t>(t->q.bytes + t->k.bytes + t->v.bytes);
+  cost.output_bytes = response_bytes;
+  cost.working_bytes = static_cast<int64_t>(t->q.bytes + t->k.bytes + t->v.bytes) + t->out_bytes +
+                       t->lse_bytes + mask_bytes + 2 * static_cast<int64_t>(a.cu_seqlens_q.bytes);
+  t->working_bytes = cost.working_bytes;
+  if (limits.memory_budget_bytes > 0 && cost.working_bytes > limits.memory_budget_bytes) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "q/k/v: the request needs ", cost.working_bytes, " bytes of working memory, past the memory "
+        "budget (", limits.memory_budget_bytes, " bytes, --memory-budget-bytes)"));
+  }
+  if (limits.admission != nullptr) {
+    absl::StatusOr<Reservation> r =
+        limits.admission->Reserve(cost.host_bytes(), absl::StrCat("q/k/v and ", t->mask_form, " mask"));
+    if (!r.ok()) return r.status();
+    t->reservation = std::move(*r);
+  }
+
+  // The conversion, now that the request is admitted. Dense bits [Hk, Nq, Nk] (checked) ->
+  // dense bytes or compact, as heuristics.h decides.
+  auto dense = [&](absl::string_view bits) {
+    const int64_t entries = rows * nk;
+    if (DenseMaskToCompact(entries)) {
+      CompactMask c = DenseBitsToCompact(bits, layout.view(), a.num_heads_k);
+      t->row_offsets = std::move(c.row_offsets);
+      t->col_indices = std::move(c.col_indices);
+      a.mask_format = MaskFormat::kCompact;  // travels on as CSR (pointers set below)
+    } else {
+      t->dense_mask = UnpackBits(bits, entries);
+      a.mask_format = MaskFormat::kDense;
+      a.dense_mask.shape[0] = a.num_heads_k;
+      a.dense_mask.shape[1] = nq;
+      a.dense_mask.shape[2] = nk;
+      a.dense_mask.data = {t->dense_mask.data(), t->dense_mask.size()};
+    }
+  };
+  if (tensor_mask) {
+    dense(tensor_bits);
+    std::string().swap(tensor_bits);
+  } else switch (req.block_mask_case()) {
+    case v1::AttendRequest::kDenseMask:
+      dense(req.dense_mask().bits());
+      break;
+    case v1::AttendRequest::kPerSequenceMask: {
+      a.mask_format = MaskFormat::kCompact;  // travels on as CSR (pointers set below)
+      std::vector<absl::string_view> seqs(req.per_sequence_mask().sequences().begin(),
+                                         req.per_sequence_mask().sequences().end());
+      absl::StatusOr<CompactMask> c = PerSequenceToCompact(seqs, layout.view(), a.num_heads_k);
+      if (!c.ok()) return c.status();
+      t->row_offsets = std::move(c->row_offsets);
+      t->col_indices = std::move(c->col_indices);
+      break;
+    }
+    default:  // compact: read in place
+      a.mask_format = MaskFormat::kCompact;
+      a.compact_mask.row_offsets = BytesOf(req.compact_mask().row_offsets());
+      a.compact_mask.col_indices = BytesOf(req.compact_mask().col_indices());
+      break;
   }
   if (a.mask_format != MaskFormat::kDense && t->mask_form != "compact") {
-    a.mask_format = MaskFormat::kCompact;
     a.compact_mask.row_offsets = {t->row_offsets.data(), t->row_offsets.size() * sizeof(int64_t)};
     a.compact_mask.col_indices = {t->col_indices.data(), t->col_indices.size() * sizeof(int32_t)};
-    mask_bytes = static_cast<int64_t>(a.compact_mask.row_offsets.bytes + a.compact_mask.col_indices.bytes);
   }
 
   // The mask and the sizes.
@@ -420,14 +467,6 @@ absl::StatusOr<std::unique_ptr<TranslatedRequest>> Translate(
     }
   }
 
-  t->working_bytes = static_cast<int64_t>(a.q.bytes + a.k.bytes + a.v.bytes) + t->out_bytes +
-                     t->lse_bytes + mask_bytes +
-                     2 * static_cast<int64_t>(a.cu_seqlens_q.bytes);
-  if (limits.memory_budget_bytes > 0 && t->working_bytes > limits.memory_budget_bytes) {
-    return absl::ResourceExhaustedError(absl::StrCat(
-        "q/k/v: the request needs ", t->working_bytes, " bytes of working memory, past the memory "
-        "budget (", limits.memory_budget_bytes, " bytes, --memory-budget-bytes)"));
-  }
   t->facts.num_q_blocks = nq;
   t->facts.num_k_blocks = nk;
   t->facts.allowed_pairs = AllowedPairs(a);

@@ -24,6 +24,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "admission.h"
 #include "hbsa/attention.h"
 #include "hbsa/v1/attention.pb.h"
 #include "shm.h"
@@ -75,6 +76,8 @@ struct TranslatedRequest {
   int64_t out_bytes = 0;              // out [total_q, Hq, D] in dtype
   int64_t lse_bytes = 0;              // lse [total_q, Hq] fp32 when asked, else 0
   int64_t working_bytes = 0;          // inputs + outputs + mask: the memory estimate for budgets
+  RequestCost cost;                   // what it holds in host memory, from its header fields
+  Reservation reservation;            // cost.host_bytes() of the admission budget, until destroyed
   RequestFacts facts;
   bool uses_shm() const { return !shm.empty(); }
 };
@@ -82,10 +85,16 @@ struct TranslatedRequest {
 struct TranslateLimits {
   int64_t max_message_bytes = 0;      // responses past this are refused (RESOURCE_EXHAUSTED)
   int64_t memory_budget_bytes = 0;    // per-request working memory cap (RESOURCE_EXHAUSTED)
+  // Every admitted request reserves its host cost here before anything is copied or expanded
+  // (admission.h); null = no shared budget (tests of translation alone).
+  AdmissionBudget* admission = nullptr;
 };
 
 // Checks and converts `parsed`. INVALID_ARGUMENT (bad input) or RESOURCE_EXHAUSTED (past a
-// limit), each message naming the proto field and the rule. `shm` resolves shared-memory
+// limit), each message naming the proto field and the rule. The cost (RequestCost) is worked
+// out from the header fields and checked against both budgets, and reserved from
+// limits.admission, after the cheap checks and before the mask is converted or anything is
+// copied, so a refused request allocates nothing. `shm` resolves shared-memory
 // references (null: such references are refused).
 absl::StatusOr<std::unique_ptr<TranslatedRequest>> Translate(
     std::shared_ptr<const ParsedRequest> parsed, const TranslateLimits& limits,

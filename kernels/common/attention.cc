@@ -82,7 +82,7 @@ absl::Status Run(Backend backend, const AttentionArgs& args, const RunOptions& o
   BlockLayoutStorage layout(args);
   const VisitList visits =
       CompileVisitList(layout.view(), MakeMaskView(args, layout.view()), args.causal, args.num_heads_k);
-  if (backend == Backend::kReference) return internal::RunReference(args, layout.view(), visits);
+  if (backend == Backend::kReference) return internal::RunReference(args, layout.view(), visits, options.should_stop);
   if (backend == Backend::kCpu) return internal::RunCpu(args, layout.view(), visits, options);
   return absl::InvalidArgumentError("backend must be reference, cpu or cuda");
 }

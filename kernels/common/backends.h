@@ -13,8 +13,9 @@
 namespace hbsa::internal {
 
 // kernels/cpu/reference.cc: float64 oracle.
+// CANCELLED once `should_stop` (may be empty) returns true; it is asked once per query row.
 absl::Status RunReference(const AttentionArgs& args, const BlockLayout& layout,
-                          const VisitList& visits);
+                          const VisitList& visits, const std::function<bool()>& should_stop);
 
 // Reusable buffers of ReferencePair (one per thread).
 struct ReferenceScratch {

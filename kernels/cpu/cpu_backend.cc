@@ -97,9 +97,16 @@ absl::Status RunCpu(const AttentionArgs& args, const BlockLayout& layout, const 
   if (threads == 0) threads = std::max(1u, std::thread::hardware_concurrency());
   const int64_t scratch_floats = kernels->scratch_floats(p);
   std::atomic<bool> out_of_memory{false};
+  std::atomic<bool> stopped{false};
 
   const MaskView mask = MakeMaskView(args, layout);
   ThreadPool::Shared().ParallelFor(items, threads, [&](int64_t item) {
+    // Between tiles: once asked to stop, every remaining tile returns at once.
+    if (stopped.load(std::memory_order_relaxed)) return;
+    if (options.should_stop && options.should_stop()) {
+      stopped.store(true, std::memory_order_relaxed);
+      return;
+    }
     float* scratch = ThreadScratch().Get(scratch_floats);
     if (scratch == nullptr) {
       out_of_memory.store(true, std::memory_order_relaxed);
@@ -126,6 +133,9 @@ absl::Status RunCpu(const AttentionArgs& args, const BlockLayout& layout, const 
       }
     }
   });
+  if (stopped.load()) {
+    return absl::CancelledError("backend cpu: stopped before the end (should_stop)");
+  }
   if (out_of_memory.load()) {
     return absl::ResourceExhaustedError(
         absl::StrCat("backend cpu: cannot allocate ", scratch_floats * sizeof(float),

@@ -82,11 +82,14 @@ void ReferencePair(const AttentionArgs& a, const BlockLayout& layout, const Visi
 }
 
 absl::Status RunReference(const AttentionArgs& a, const BlockLayout& layout,
-                          const VisitList& visits) {
+                          const VisitList& visits, const std::function<bool()>& should_stop) {
   const MaskView mask = MakeMaskView(a, layout);
   ReferenceScratch scratch;
   for (int32_t i = 0; i < layout.num_q_blocks; ++i) {
     for (int64_t li = layout.QBlockFirstRow(i); li < layout.QBlockEndRow(i); ++li) {
+      if (should_stop && should_stop()) {
+        return absl::CancelledError("backend reference: stopped before the end (should_stop)");
+      }
       for (int64_t h = 0; h < a.num_heads_q; ++h) {
         ReferencePair(a, layout, visits, mask, i, li, h, &scratch);
       }

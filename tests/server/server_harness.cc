@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <future>
 #include <sstream>
@@ -294,6 +295,70 @@ golden::Comparison CompareResponse(const golden::Case& c, const v1::AttendRespon
   const float* lse = r.has_lse() ? reinterpret_cast<const float*>(r.lse().data().data()) : nullptr;
   return golden::Compare(c, c.dtype, r.out().data().data(), lse);
 }
+
+golden::Case SyntheticCase(int64_t lq, int64_t lk, int32_t hq, int32_t hk, int32_t d, int32_t sq,
+                           int32_t sk, bool causal, uint32_t seed, bool expected) {
+  golden::Case c;
+  c.name = "synthetic";
+  c.dtype = DType::kFloat32;
+  c.hq = hq;
+  c.hk = hk;
+  c.d = d;
+  c.sq = sq;
+  c.sk = sk;
+  c.causal = causal;
+  c.cu_q = {0, static_cast<int32_t>(lq)};
+  c.cu_k = {0, static_cast<int32_t>(lk)};
+  uint32_t state = seed * 2654435761u + 1;
+  auto fill = [&state](golden::NpyArray* a, std::vector<int64_t> shape) {
+    a->descr = "<f4";
+    a->shape = std::move(shape);
+    std::vector<float> f(static_cast<size_t>(a->shape[0] * a->shape[1] * a->shape[2]));
+    for (float& x : f) {
+      state = state * 1664525u + 1013904223u;  // LCG: reproducible, no <random> distribution drift
+      x = static_cast<float>(state >> 8) / static_cast<float>(1 << 24) * 2.0f - 1.0f;
+    }
+    a->data.resize(f.size() * sizeof(float));
+    std::memcpy(a->data.data(), f.data(), a->data.size());
+  };
+  fill(&c.q, {lq, hq, d});
+  fill(&c.k, {lk, hk, d});
+  fill(&c.v, {lk, hk, d});
+  const int64_t nq = (lq + sq - 1) / sq, nk = (lk + sk - 1) / sk;
+  c.block_mask.descr = "|u1";
+  c.block_mask.shape = {hk, nq, nk};
+  c.block_mask.data.assign(static_cast<size_t>(hk * nq * nk), 1);
+  if (expected) {
+    std::vector<uint8_t> out;
+    std::vector<float> lse;
+    const absl::Status s = Run(Backend::kReference, c.MakeArgs(&out, &lse));
+    if (!s.ok()) std::abort();
+    c.out.descr = "<f4";
+    c.out.shape = {lq, hq, d};
+    c.out.data = std::move(out);
+    c.lse.descr = "<f4";
+    c.lse.shape = {lq, hq};
+    c.lse.data.resize(lse.size() * sizeof(float));
+    std::memcpy(c.lse.data.data(), lse.data(), c.lse.data.size());
+  }
+  return c;
+}
+
+namespace {
+
+int64_t StatusField(pid_t pid, const std::string& field) {
+  std::ifstream f("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(f, line)) {
+    if (line.rfind(field + ":", 0) == 0) return std::atoll(line.c_str() + field.size() + 1) * 1024;
+  }
+  return -1;
+}
+
+}  // namespace
+
+int64_t PeakRssBytes(pid_t pid) { return StatusField(pid, "VmHWM"); }
+int64_t RssBytes(pid_t pid) { return StatusField(pid, "VmRSS"); }
 
 const std::vector<golden::Case>& GoldenCases() {
   static const std::vector<golden::Case>* cases = [] {

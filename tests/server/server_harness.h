@@ -77,6 +77,18 @@ v1::AttendRequest MakeRequest(const golden::Case& c, MaskForm form, bool return_
 // Compares a response's out (and lse when present) with the case under SEMANTICS.md.
 golden::Comparison CompareResponse(const golden::Case& c, const v1::AttendResponse& r);
 
+// A case built here instead of loaded: one fp32 sequence of `lq` query and `lk` key rows,
+// q/k/v uniform in [-1, 1) from `seed`, every block on. With `expected` the out and lse come
+// from the float64 reference (hbsa::Run(kReference)); without, they are left empty (for
+// requests whose answer the test does not read, e.g. ones it cancels).
+golden::Case SyntheticCase(int64_t lq, int64_t lk, int32_t hq, int32_t hk, int32_t d, int32_t sq,
+                           int32_t sk, bool causal, uint32_t seed, bool expected);
+
+// Peak resident memory (VmHWM) and current resident memory (VmRSS) of process `pid`, bytes;
+// -1 when /proc cannot be read.
+int64_t PeakRssBytes(pid_t pid);
+int64_t RssBytes(pid_t pid);
+
 // Golden cases, loaded once.
 const std::vector<golden::Case>& GoldenCases();
 const golden::Case& GoldenCase(const std::string& name);

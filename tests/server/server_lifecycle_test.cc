@@ -78,6 +78,11 @@ TEST(ServerScheduling, QueueFullDeadlineAndCancellation) {
     EXPECT_EQ(late.Wait().error_code(), grpc::StatusCode::DEADLINE_EXCEEDED);
     EXPECT_TRUE(a.Wait().ok());
   }
+  // The expired request leaves the queue when the worker next takes work, which may be just
+  // after a's answer reached us: wait for it, or the one-slot queue refuses the next request.
+  for (int i = 0; i < 100 && Metric(HttpGet(server->metrics_port(), "/metrics"), "hbsa_queue_depth") != 0; ++i) {
+    std::this_thread::sleep_for(milliseconds(10));
+  }
   {  // Cancelled while queued.
     AsyncAttend a(stub.get(), MakeRequest(c, MaskForm::kDense, false, "a"));
     std::this_thread::sleep_for(milliseconds(100));

@@ -22,6 +22,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string_view>
 
@@ -166,6 +167,13 @@ struct RunOptions {
   // request once, at its edge): Run skips its own Validate. Passing unvalidated arguments with
   // this set is undefined behaviour.
   bool validated = false;
+  // kCpu and kReference: when set, called between work items (a CPU tile of up to kTileM
+  // (row, head) pairs; a reference query row), possibly from several threads at once; once it
+  // returns true the remaining items are skipped and Run returns CANCELLED (the outputs'
+  // contents are then unspecified). The server uses it to stop work whose client cancelled or
+  // whose deadline passed. Must be cheap and thread-safe. Ignored by kCuda (a launched kernel
+  // runs to its end; the server drops its result).
+  std::function<bool()> should_stop;
 };
 
 // Validates `args` (unless options.validated), then computes out (and lse when asked) on `backend`. Synchronous: returns
