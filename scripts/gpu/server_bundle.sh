@@ -25,4 +25,8 @@ mkdir -p "$out/py"
 "$gt_venv/bin/python" -m grpc_tools.protoc -I "$root/proto" --python_out="$out/py" \
   --grpc_python_out="$out/py" "$root/proto/hbsa/v1/attention.proto"
 "$gt_venv/bin/python" -m pip wheel -q --no-deps --no-build-isolation "$root/client/python" -w "$out/wheels"
+# The stock Triton client for the Open Inference Protocol check (server_features_check.py), the
+# version tests/oip pins; installed there without dependencies (grpcio, protobuf, numpy are there).
+tc=$(sed -n 's/^tritonclient\(\[grpc\]\)\{0,1\}==\([0-9.]*\).*/\2/p' "$root/tests/oip/requirements.txt")
+"$gt_venv/bin/python" -m pip download -q --no-deps "tritonclient==${tc:?tests/oip/requirements.txt pins no tritonclient}" -d "$out/wheels"
 du -sh "$out"

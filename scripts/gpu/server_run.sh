@@ -4,11 +4,12 @@
 # grpcio (scripts/gpu/server_drive.py): every golden case through Attend and AttendStream
 # (checked under SEMANTICS.md tolerances), then concurrent load so several CUDA streams are
 # busy at once, then prints per-stream counters and stage histograms from /metrics and the
-# overlap of device time, saves the whole /metrics (server_metrics.txt) and checks that the GPU
+# overlap of device time; the Python package's torch path; sessions, cancellation and the Open
+# Inference Protocol through tritonclient (scripts/gpu/server_features_check.py); saves the whole /metrics (server_metrics.txt) and checks that the GPU
 # (NVML), process and device-labelled families are there, and finally SIGTERMs the server and
 # checks it drains and exits 0.
 # Output goes to stdout and to ${OUT:-/tmp/out}/server_gpu_run.txt. Exit code: 0 when all
-# golden cases pass and the server exited 0. Save the run as docs/evidence/gpu_server_run<N>_<card>_<date>.txt
+# golden cases and every check pass and the server exited 0. Save the run as docs/evidence/gpu_server_run<N>_<card>_<date>.txt
 # (replacing the previous one) and update its line in docs/evidence/INDEX.md.
 set -uo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -40,6 +41,7 @@ drive=$?
 # The Python package's torch path (torch exists only on the GPU machine): the hbsa wheel built
 # by server_bundle.sh, installed without dependencies (grpcio, numpy, torch are there).
 torch_rc=0
+features_rc=0
 if ls "$bundle"/wheels/hbsa-*.whl >/dev/null 2>&1; then
   site=$(mktemp -d)
   python3 -m pip install -q --no-index --no-deps --target "$site" "$bundle"/wheels/hbsa-*.whl &&
@@ -47,6 +49,14 @@ if ls "$bundle"/wheels/hbsa-*.whl >/dev/null 2>&1; then
       "$root/scripts/gpu/server_torch_check.py" "${HBSA_GOLDEN_DIR:-$root/tests/golden/cases}"
   torch_rc=$?
   echo "== torch client check exit code: $torch_rc"
+  # Sessions, cancellation and the Open Inference Protocol (tritonclient, when bundled) on CUDA.
+  ls "$bundle"/wheels/tritonclient-*.whl >/dev/null 2>&1 &&
+    python3 -m pip install -q --no-index --no-deps --target "$site" "$bundle"/wheels/tritonclient-*.whl
+  echo "== features: sessions, cancellation, Open Inference Protocol"
+  PYTHONPATH="$site" PYTHONUNBUFFERED=1 timeout 200 python3 "$root/scripts/gpu/server_features_check.py" \
+    "127.0.0.1:$port" "http://127.0.0.1:$mport/metrics"
+  features_rc=$?
+  echo "== features check exit code: $features_rc"
 fi
 # Streams at work: the C++ load generator keeps 1, then 4, then 8 compute-heavy requests in
 # flight (one 16k-token sequence, 8 query heads, bf16, half the 128x128 blocks on). The executor
@@ -76,7 +86,7 @@ echo "== metrics check exit code: $metrics_rc"
 kill -TERM "$server" 2>/dev/null
 wait "$server"
 code=$?
-echo "== hbsa-server exit code after SIGTERM: $code (driver exit $drive, torch client exit $torch_rc, metrics $metrics_rc)"
+echo "== hbsa-server exit code after SIGTERM: $code (driver exit $drive, torch client exit $torch_rc, features $features_rc, metrics $metrics_rc)"
 echo "== server log (tail)"
 tail -n 25 "$out/hbsa-server.log"
-[ "$drive" -eq 0 ] && [ "$code" -eq 0 ] && [ "$torch_rc" -eq 0 ] && [ "$bench_rc" -eq 0 ] && [ "$metrics_rc" -eq 0 ]
+[ "$drive" -eq 0 ] && [ "$code" -eq 0 ] && [ "$torch_rc" -eq 0 ] && [ "$features_rc" -eq 0 ] && [ "$bench_rc" -eq 0 ] && [ "$metrics_rc" -eq 0 ]
