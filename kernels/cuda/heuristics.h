@@ -3,7 +3,7 @@
 // tests/cuda/cuda_host_test.cc). PlanRequest calls ChooseKernel once; the result travels in the
 // RequestLayout to Enqueue, the service and the benchmark, so what runs is what is reported.
 //
-// Kernels, in the order kAuto prefers them (docs/KERNEL.md has the measurements):
+// Kernels, in the order kAuto prefers them (docs/KERNEL_HISTORY.md has the measurements):
 // * kWgmmaTma (Hopper, sm_90a image): fp16/bf16 with D % 8 == 0 and D <= 128 (TMA boxes of 64
 //   columns; 16-byte strides). Tiles (WgmmaTile): 64 keys per stage; 64 or 128 tile rows, each
 //   tile q_rows query rows x `heads` query heads of one KV head. A 128-row tile (two consumer
@@ -12,7 +12,7 @@
 //   32 x 4, 16 x 8). Otherwise a 64-row tile, still packing heads where the group allows it (its
 //   four 16-row groups carry their own mask bits, chunk_mask.h), so a 16- or 32-row query block
 //   computes only the key chunks its own rows need. On an H100 the 128-row tiles ran at 300-420
-//   effective TFLOP/s on the ANCHORS grid, 64-row tiles 10-15 % lower (docs/KERNEL.md h4).
+//   effective TFLOP/s on the ANCHORS grid, 64-row tiles 10-15 % lower (docs/KERNEL_HISTORY.md h4).
 // * kMmaSync (any GPU the build targets): fp16/bf16, D <= 256. Tiles (MmaSyncTile): 128 rows x
 //   64 keys when Sq % 128 == 0 and D <= 128 (4 warps of 32 rows share each K/V fragment: 266-282
 //   TFLOP/s against 209-257 for 16-row warps), else 64 x 64 (64-row mask blocks would leave half
