@@ -22,22 +22,6 @@ using std::chrono::milliseconds;
 constexpr int64_t kMiB = int64_t{1} << 20;
 
 // An Attend issued on the callback stub; Wait() returns its status.
-class AsyncAttend {
- public:
-  AsyncAttend(v1::Attention::Stub* stub, const v1::AttendRequest& req) : req_(req) {
-    stub->async()->Attend(&ctx_, &req_, &resp_, [this](grpc::Status s) { done_.set_value(s); });
-    future_ = done_.get_future();
-  }
-  grpc::Status Wait() { return future_.get(); }
-  const v1::AttendResponse& response() const { return resp_; }
-
- private:
-  grpc::ClientContext ctx_;
-  v1::AttendRequest req_;
-  v1::AttendResponse resp_;
-  std::promise<grpc::Status> done_;
-  std::future<grpc::Status> future_;
-};
 
 v1::Tensor Fp32Tensor(int64_t rows, int64_t heads, int64_t d) {
   v1::Tensor t;

@@ -25,27 +25,6 @@ namespace {
 using std::chrono::milliseconds;
 using SteadyClock = std::chrono::steady_clock;
 
-class AsyncAttend {
- public:
-  AsyncAttend(v1::Attention::Stub* stub, const v1::AttendRequest& req,
-              std::optional<milliseconds> deadline = std::nullopt)
-      : req_(req) {
-    if (deadline) ctx_.set_deadline(std::chrono::system_clock::now() + *deadline);
-    stub->async()->Attend(&ctx_, &req_, &resp_, [this](grpc::Status s) { done_.set_value(s); });
-    future_ = done_.get_future();
-  }
-  grpc::Status Wait() { return future_.get(); }
-  void Cancel() { ctx_.TryCancel(); }
-  const v1::AttendResponse& response() const { return resp_; }
-
- private:
-  grpc::ClientContext ctx_;
-  v1::AttendRequest req_;
-  v1::AttendResponse resp_;
-  std::promise<grpc::Status> done_;
-  std::future<grpc::Status> future_;
-};
-
 // About 275 GFLOP (8192 x 8192 keys, 16 query heads, D 64, every block on): many seconds on
 // one CPU thread, so a worker that ran it to the end would hold the probe far past the bound.
 const golden::Case& LongCase() {

@@ -10,6 +10,7 @@
 #include <sys/types.h>
 
 #include <chrono>
+#include <future>
 #include <memory>
 #include <optional>
 #include <string>
@@ -21,6 +22,29 @@
 #include "hbsa/v1/attention.grpc.pb.h"
 
 namespace hbsa::testing {
+
+// One asynchronous Attend call: started in the constructor (with an optional deadline from now),
+// awaited with Wait, cancellable with Cancel. Keep it alive until Wait returned.
+class AsyncAttend {
+ public:
+  AsyncAttend(v1::Attention::Stub* stub, const v1::AttendRequest& req,
+              std::optional<std::chrono::milliseconds> deadline = std::nullopt)
+      : req_(req) {
+    if (deadline) ctx_.set_deadline(std::chrono::system_clock::now() + *deadline);
+    stub->async()->Attend(&ctx_, &req_, &resp_, [this](grpc::Status s) { done_.set_value(s); });
+    future_ = done_.get_future();
+  }
+  grpc::Status Wait() { return future_.get(); }
+  void Cancel() { ctx_.TryCancel(); }
+  const v1::AttendResponse& response() const { return resp_; }
+
+ private:
+  grpc::ClientContext ctx_;
+  v1::AttendRequest req_;
+  v1::AttendResponse resp_;
+  std::promise<grpc::Status> done_;
+  std::future<grpc::Status> future_;
+};
 
 // A port on 127.0.0.1 that was free a moment ago.
 int FreePort();

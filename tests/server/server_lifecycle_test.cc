@@ -23,26 +23,6 @@ namespace {
 using std::chrono::milliseconds;
 
 // An Attend issued on the callback stub; Wait() returns its status.
-class AsyncAttend {
- public:
-  AsyncAttend(v1::Attention::Stub* stub, const v1::AttendRequest& req,
-              std::optional<milliseconds> deadline = std::nullopt)
-      : req_(req) {
-    if (deadline) ctx_.set_deadline(std::chrono::system_clock::now() + *deadline);
-    stub->async()->Attend(&ctx_, &req_, &resp_, [this](grpc::Status s) { done_.set_value(s); });
-    future_ = done_.get_future();
-  }
-  grpc::Status Wait() { return future_.get(); }
-  void Cancel() { ctx_.TryCancel(); }
-  const v1::AttendResponse& response() const { return resp_; }
-
- private:
-  grpc::ClientContext ctx_;
-  v1::AttendRequest req_;
-  v1::AttendResponse resp_;
-  std::promise<grpc::Status> done_;
-  std::future<grpc::Status> future_;
-};
 
 const golden::Case& SmallCase() { return GoldenCase("single_token_decode"); }
 
