@@ -397,6 +397,12 @@ class Client(_Base):
         self.close()
 
 
+# What a write or half-close on an asynchronous stream raises once the call has ended (see
+# AsyncClient._stream). cygrpc is grpcio's own extension module, loaded by `import grpc`.
+_CALL_ENDED = (grpc.RpcError, asyncio.InvalidStateError) + tuple(
+    c for c in (getattr(getattr(getattr(grpc, "_cython", None), "cygrpc", None),
+                        "ExecuteBatchError", None),) if isinstance(c, type))
+
 class AsyncClient(_Base):
     """asyncio client (grpc.aio), same arguments as Client; create it inside a running loop."""
 
@@ -452,14 +458,20 @@ class AsyncClient(_Base):
         async def rpc(op):
             try:
                 return await op
-            except (grpc.RpcError, asyncio.InvalidStateError) as e:
+            except _CALL_ENDED as e:
                 # A write to a call that has ended: grpcio 1.60 replaces the call's status by
                 # INTERNAL "Internal error from Core" (newer releases keep the real one), so a
-                # passed deadline is recognised by the clock; InvalidStateError: it ended OK.
+                # passed deadline is recognised by the clock; InvalidStateError: it ended OK;
+                # ExecuteBatchError (grpcio 1.85, done_writing on an ended call): the call's own
+                # status says how it ended.
                 if deadline is not None and loop.time() >= deadline:
                     raise from_code(grpc.StatusCode.DEADLINE_EXCEEDED, "Deadline Exceeded") from None
                 if isinstance(e, grpc.RpcError):
                     raise from_rpc_error(e) from None
+                if not isinstance(e, asyncio.InvalidStateError):
+                    code = await call.code()
+                    if code != grpc.StatusCode.OK:
+                        raise from_code(code, await call.details()) from None
                 raise _stream.stream_ended_early(state.unanswered()) from None
 
         state = _stream.StreamState(self, _unpack_raw)
