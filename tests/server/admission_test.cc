@@ -51,6 +51,24 @@ v1::AttendRequest DensePerSequenceRequest(int64_t n) {
   return r;
 }
 
+// Peak RSS growth allowed for refusing the 32 MiB request below: 200 MiB (measured: +96 MiB;
+// +1088 MiB before the fix). Under ThreadSanitizer (scripts/sanitize.sh tsan builds the server
+// too) every heap byte carries shadow memory and the allocator keeps more, which measured +300
+// MiB for the fixed code; the bound there is 600 MiB, still far below what expanding the mask
+// first would take (over 1 GiB even without the shadow).
+#if defined(__SANITIZE_THREAD__)
+#define HBSA_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define HBSA_TSAN 1
+#endif
+#endif
+#ifdef HBSA_TSAN
+constexpr int64_t kRssBound = 600 * kMiB;
+#else
+constexpr int64_t kRssBound = 200 * kMiB;
+#endif
+
 // The finding's request, scaled to this machine: a 32 MiB per-sequence mask that expands to
 // 1 GiB of CSR (and more of visit lists), past a 256 MiB budget. Refused from its header
 // fields before expansion: fast, and the server's peak RSS grows by little more than the
@@ -77,8 +95,8 @@ TEST(Admission, OversizedMaskRefusedBeforeItIsExpanded) {
               static_cast<long long>((PeakRssBytes(server->pid()) - peak_before) / kMiB));
   EXPECT_LT(seconds, 10.0);
   const int64_t growth = PeakRssBytes(server->pid()) - peak_before;
-  EXPECT_LT(growth, 200 * kMiB) << "peak RSS grew by " << growth / kMiB
-                                << " MiB for a 32 MiB message";
+  EXPECT_LT(growth, kRssBound) << "peak RSS grew by " << growth / kMiB
+                               << " MiB for a 32 MiB message";
   // Healthy afterwards.
   const golden::Case& c = GoldenCase("single_token_decode");
   grpc::ClientContext ctx2;
